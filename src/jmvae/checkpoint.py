@@ -1,0 +1,206 @@
+"""Run folders and checkpoints: safetensors weights, JSON config and state, written atomically.
+
+A run folder holds
+
+    config.json                  model, training and data configs (written when the run starts)
+    metrics.jsonl                one JSON object per epoch
+    checkpoints/latest           the name of the newest complete checkpoint
+    checkpoints/step-<N>/        model.safetensors, training_state.safetensors, state.json
+
+A checkpoint is written into a fresh folder, each file flushed and synced, and becomes current
+only when ``latest`` is atomically replaced, so a crash at any moment leaves the previous
+checkpoint intact. ``state.json`` records the SHA-256 of both tensor files, so a truncated or
+altered checkpoint is refused. No pickle is ever loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from jmvae.config import ModelConfig, TrainConfig
+from jmvae.errors import CheckpointError
+
+FORMAT = "jmvae-run"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run: what is trained, how, and on which data."""
+
+    model: ModelConfig
+    train: TrainConfig
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "model": self.model.to_dict(), "train": self.train.to_dict(), "data": self.data}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: Path) -> RunConfig:
+        if raw.get("format") != FORMAT:
+            raise CheckpointError(f"{where}: not a jmvae run config (format {raw.get('format')!r})")
+        if raw.get("version") != VERSION:
+            raise CheckpointError(f"{where}: run format version {raw.get('version')}, this jmvae reads version {VERSION}")
+        try:
+            return cls(ModelConfig.from_dict(raw["model"]), TrainConfig.from_dict(raw["train"]), dict(raw["data"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where}: invalid run config ({exc})") from None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a synced temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist; is this a jmvae run folder?") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+
+
+def save_run_config(run_dir: Path, run: RunConfig) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", run.to_dict())
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    path = Path(run_dir) / "config.json"
+    return RunConfig.from_dict(read_json(path), path)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_checkpoint(
+    run_dir: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    rng: dict[str, torch.Tensor],
+) -> Path:
+    """Write a checkpoint of the model, optimizer, RNG states and ``state`` (epoch, step, ...)."""
+    root = Path(run_dir) / "checkpoints"
+    folder = root / f"step-{state['step']:09d}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, folder / "model.safetensors")
+    opt_tensors, opt_meta = flatten_optimizer(optimizer)
+    tensors = {**opt_tensors, **{f"rng/{k}": v.cpu().contiguous() for k, v in rng.items()}}
+    save_file(tensors, folder / "training_state.safetensors")
+    for name in ("model.safetensors", "training_state.safetensors"):
+        with open(folder / name, "rb+") as f:
+            os.fsync(f.fileno())
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        **state,
+        "optimizer": opt_meta,
+        "sha256": {n: file_sha256(folder / n) for n in ("model.safetensors", "training_state.safetensors")},
+    }
+    write_json(folder / "state.json", meta)
+    write_atomic(root / "latest", folder.name.encode())
+    for old in root.glob("step-*"):
+        if old.name != folder.name:
+            shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    pointer = Path(run_dir) / "checkpoints" / "latest"
+    if not pointer.is_file():
+        return None
+    folder = pointer.parent / pointer.read_text().strip()
+    if not folder.is_dir():
+        raise CheckpointError(f"{pointer} names {folder.name}, which is missing; the run folder is damaged")
+    return folder
+
+
+def load_tensors(path: Path, expected_sha: str | None) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; the checkpoint is incomplete")
+    if expected_sha is not None and file_sha256(path) != expected_sha:
+        raise CheckpointError(f"{path} does not match the checksum in state.json: truncated or modified")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def load_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
+    """(model weights, training-state tensors, state) of a checkpoint folder, each verified."""
+    meta = read_json(folder / "state.json")
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise CheckpointError(f"{folder}: checkpoint format {meta.get('format')!r} v{meta.get('version')}, expected {FORMAT} v{VERSION}")
+    sha = meta.get("sha256", {})
+    weights = load_tensors(folder / "model.safetensors", sha.get("model.safetensors"))
+    training = load_tensors(folder / "training_state.safetensors", sha.get("training_state.safetensors"))
+    return weights, training, meta
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], where: Path) -> None:
+    """Load ``weights`` into ``model``, naming any missing, unexpected or mis-shaped tensor."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    extra = sorted(set(weights) - set(own))
+    shapes = [f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if k in weights and weights[k].shape != v.shape]
+    if missing or extra or shapes:
+        raise CheckpointError(
+            f"{where}: weights do not fit this model (missing {missing[:3]}, unexpected {extra[:3]}, shapes {shapes[:3]})"
+        )
+    model.load_state_dict(weights)
+
+
+def flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """An optimizer's state dict as named tensors plus JSON (no pickle)."""
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for pid, pstate in sd["state"].items():
+        for key, value in pstate.items():
+            if torch.is_tensor(value):
+                tensors[f"optim/{pid}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}/{key}"] = value
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim/"):
+            _, pid, key = name.split("/", 2)
+            state.setdefault(int(pid), {})[key] = value
+    for name, value in meta["scalars"].items():
+        pid, key = name.split("/", 1)
+        state.setdefault(int(pid), {})[key] = value
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}

@@ -1,0 +1,274 @@
+"""The ``jmvae`` command line: train, evaluate, sample, reproduce.
+
+Errors in the user's input (data, flags, run folders, checkpoints) print one line and exit 2;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from jmvae import __version__
+from jmvae.checkpoint import load_run_config
+from jmvae.config import MODEL_KINDS, EvalConfig, ModelConfig, TrainConfig
+from jmvae.data import DATASETS, load_dataset
+from jmvae.errors import CheckpointError, JMVAEError
+
+DEFAULT_EPOCHS = {"digits": 50, "mnist": 100, "fashion-mnist": 100}
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return value
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--data-dir", help="data folder holding mnist/ and fashion_mnist/ (default: $JMVAE_DATA)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_training(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epochs", type=positive_int, help="epochs (default: 50 on digits, 100 on MNIST)")
+    p.add_argument("--max-steps", type=positive_int, help="stop after this many optimisation steps")
+    p.add_argument("--batch-size", type=positive_int, default=100)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=non_negative_float, default=0.0, help="linear KL warm-up, in epochs (default 0: off)")
+    p.add_argument("--warmup-all-kl", action="store_true", help="warm up the alpha KL terms too (MultiVae), not only KL to the prior")
+    p.add_argument("--clip", type=non_negative_float, default=5.0, help="gradient-norm clipping (0: off; default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--latent-dim", type=positive_int, default=64)
+    p.add_argument("--hidden-dim", type=positive_int, default=512)
+
+
+def add_evaluation(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--k", type=positive_int, default=1000, help="importance samples per bound (default 1000)")
+    p.add_argument("--n-prior", type=positive_int, default=5000, help="prior samples for log p(w) (default 5000)")
+    p.add_argument("--limit", type=positive_int, help="evaluate only the first N test points")
+    p.add_argument("--eval-batch-size", type=positive_int, default=100)
+    p.add_argument("--chunk", type=positive_int, help="importance samples per pass (default: about 20,000 rows)")
+    p.add_argument("--eval-seed", type=int, default=0)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="jmvae", description="Joint multimodal VAEs (Suzuki et al. 2016) and baselines.")
+    root.add_argument("--version", action="version", version=f"jmvae {__version__}")
+    root.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model; checkpoints and metrics go to --out")
+    t.add_argument("--data", choices=DATASETS, default="digits")
+    t.add_argument("--model", choices=MODEL_KINDS, default="jmvae-kl")
+    t.add_argument("--alpha", type=non_negative_float, help="JMVAE-kl weight of the unimodal KL terms (default 0.1)")
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    add_training(t)
+    add_common(t)
+
+    e = sub.add_parser("evaluate", help="test log-likelihoods and accuracy of a trained run")
+    e.add_argument("run_dir")
+    e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_evaluation(e)
+    add_common(e)
+
+    s = sub.add_parser("sample", help="generate images, e.g. from a label")
+    s.add_argument("run_dir")
+    s.add_argument("--given", action="append", default=[], help="NAME=VALUE, e.g. label=3 (repeatable)")
+    s.add_argument("--n", type=positive_int, default=64)
+    s.add_argument("--out", required=True, help="PNG file")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--scale", type=positive_int, default=3, help="pixel magnification of the PNG")
+    add_common(s)
+
+    r = sub.add_parser("reproduce", help="train and evaluate every model of Table 1; write table1.md/json")
+    r.add_argument("dataset", choices=DATASETS)
+    r.add_argument("--out", required=True, help="folder for table1.md and table1.json")
+    r.add_argument("--runs", help="folder for the models' run folders (default: OUT/runs)")
+    r.add_argument("--models", help="comma-separated subset of rows, e.g. 'vae,jmvae-kl(alpha=0.01)'")
+    add_training(r)
+    add_evaluation(r)
+    add_common(r)
+    return root
+
+
+def train_config(args: argparse.Namespace, epochs_default: int) -> TrainConfig:
+    return TrainConfig(
+        epochs=args.epochs or epochs_default,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup_epochs=args.warmup,
+        warmup_all_kl=args.warmup_all_kl,
+        clip_grad_norm=args.clip or None,
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+    )
+
+
+def eval_config(args: argparse.Namespace) -> EvalConfig:
+    return EvalConfig(k=args.k, n_prior=args.n_prior, limit=args.limit, batch_size=args.eval_batch_size,
+                      chunk=args.chunk, seed=args.eval_seed)
+
+
+def command_train(args: argparse.Namespace) -> int:
+    from jmvae.training import train
+
+    out = Path(args.out)
+    if args.resume and args.overwrite:
+        raise JMVAEError("--resume and --overwrite contradict each other; choose one")
+    if (out / "config.json").exists() and not (args.resume or args.overwrite):
+        raise CheckpointError(f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, or another --out")
+    if args.resume and not (out / "config.json").exists():
+        raise CheckpointError(f"--resume: {out} holds no run to continue")
+    if args.model != "jmvae-kl" and args.alpha:
+        raise JMVAEError(f"--alpha applies to --model jmvae-kl only, not {args.model}")
+    check_writable(out)
+    data = load_dataset(args.data, args.data_dir)
+    alpha = (0.1 if args.alpha is None else args.alpha) if args.model == "jmvae-kl" else 0.0
+    model_config = ModelConfig(args.model, data.modalities, args.latent_dim, args.hidden_dim, alpha=alpha)
+    config = train_config(args, DEFAULT_EPOCHS[args.data])
+    if args.overwrite and out.exists():
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        for name in ("metrics.jsonl", "evaluation.json", "config.json"):
+            (out / name).unlink(missing_ok=True)
+    result = train(model_config, config, data, out, resume=args.resume, progress=not args.no_progress,
+                   data_info={"name": data.name})
+    last = result.history[-1] if result.history else {}
+    status = "stopped (checkpoint saved; --resume continues)" if result.interrupted else "trained"
+    print(f"{status} {model_config.display_name} on {data.name}: epoch {result.epoch}, step {result.step}, "
+          f"{result.seconds:.1f} s, last loss {last.get('loss', float('nan')):.3f}; run folder {out}", file=sys.stderr)
+    return 130 if result.interrupted else 0
+
+
+def check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise JMVAEError(f"cannot write to {folder} ({exc.strerror}); choose a writable --out") from None
+
+
+def command_evaluate(args: argparse.Namespace) -> int:
+    from jmvae.evaluation import evaluate
+    from jmvae.training import load_model
+
+    model, run, state = load_model(args.run_dir, args.device)
+    data = load_dataset(run.data["name"], args.data_dir)
+    result = evaluate(model, data.test, eval_config(args), progress=not args.no_progress)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['model']} after {state['epoch']} epochs; k={result['k']}, N_w={result['n_prior']}, {result['n_test']} test points")
+        for key, cell in result["log_likelihood"].items():
+            values = cell if isinstance(cell, dict) else {"": cell}
+            for bound, value in values.items():
+                if value is not None:
+                    print(f"  log p({key}) {bound:>8}: {value:9.3f}")
+        for key, value in result["accuracy"].items():
+            if value is not None:
+                print(f"  accuracy {key}: {value:.4f}")
+    return 0
+
+
+def command_sample(args: argparse.Namespace) -> int:
+    from jmvae.generation import generate, parse_given
+    from jmvae.images import image_grid, save_png
+    from jmvae.training import load_model
+
+    model, run, _ = load_model(args.run_dir, args.device)
+    x = run.model.modalities[0]
+    classes = class_names(run.data["name"])
+    given = parse_given(run.model, args.given, classes)
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    dist = generate(model, given, args.n, generator)[x.name]
+    path = save_png(image_grid(dist.mean.reshape(args.n, *x.shape)), args.out, args.scale)
+    print(f"wrote {args.n} samples of {x.name} given {args.given or 'nothing'} to {path}", file=sys.stderr)
+    return 0
+
+
+def class_names(dataset: str) -> tuple[str, ...] | None:
+    from jmvae.data.mnist import FASHION_MNIST
+
+    return FASHION_MNIST.classes if dataset == "fashion-mnist" else None
+
+
+def command_reproduce(args: argparse.Namespace) -> int:
+    from jmvae.reproduce import ReproduceConfig, reproduce, row_name, ROWS
+
+    out = Path(args.out)
+    check_writable(out)
+    rows = tuple(row_name(k, a) for k, a in ROWS)
+    if args.models:
+        chosen = tuple(m.strip() for m in args.models.split(","))
+        unknown = [m for m in chosen if m not in rows]
+        if unknown:
+            raise JMVAEError(f"--models: unknown {unknown}; rows are {', '.join(rows)}")
+        rows = chosen
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_dataset(args.dataset, args.data_dir)
+    config = ReproduceConfig(
+        out=out,
+        runs=Path(args.runs) if args.runs else out / "runs",
+        train=train_config(args, DEFAULT_EPOCHS[args.dataset]),
+        evaluation=eval_config(args),
+        latent_dim=args.latent_dim,
+        hidden_dim=args.hidden_dim,
+        rows=rows,
+    )
+    command = "jmvae " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("jmvae") else "jmvae reproduce"
+    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    table = reproduce(data, config, command, progress=not args.no_progress, log=log)
+    held = sum(1 for c in table["claims"] if c["holds"])
+    print(f"wrote {out / 'table1.md'} and table1.json: {len(table['models'])} models, {held} claims hold", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"train": command_train, "evaluate": command_evaluate, "sample": command_sample, "reproduce": command_reproduce}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except (JMVAEError, ValueError) as exc:
+        if args.debug:
+            raise
+        print(f"jmvae {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"jmvae {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

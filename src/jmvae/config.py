@@ -1,0 +1,180 @@
+"""Typed, frozen configuration: modalities, models, training and evaluation.
+
+Configs are plain data. They round-trip through JSON (``to_dict`` / ``from_dict``) and are
+saved beside the weights of every run; a model reads its config and never edits it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Likelihood = Literal["bernoulli", "categorical", "gaussian"]
+ModelKind = Literal["vae", "cvae", "cmma", "jmvae-zero", "jmvae-kl"]
+
+LIKELIHOODS: tuple[str, ...] = ("bernoulli", "categorical", "gaussian")
+MODEL_KINDS: tuple[str, ...] = ("vae", "cvae", "cmma", "jmvae-zero", "jmvae-kl")
+
+
+@dataclass(frozen=True)
+class Modality:
+    """One named modality and the likelihood that models it.
+
+    - ``bernoulli``: independent Bernoulli per element (binarized images, binary attributes);
+      data are floats in {0, 1} (or [0, 1] intensities), shape ``shape``.
+    - ``categorical``: one class out of ``shape[0]``; data are int64 class indices, shape ().
+    - ``gaussian``: independent Normal per element; ``scale`` is its fixed standard deviation,
+      or ``None`` to let the decoder learn a per-element scale.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    likelihood: Likelihood
+    scale: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.isidentifier():
+            raise ValueError(f"modality name {self.name!r} must be a non-empty identifier")
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        if not self.shape or any(s <= 0 for s in self.shape):
+            raise ValueError(f"modality {self.name!r}: shape {self.shape} must be non-empty and positive")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(
+                f"modality {self.name!r}: likelihood {self.likelihood!r} is not one of {LIKELIHOODS}"
+            )
+        if self.likelihood == "categorical" and len(self.shape) != 1:
+            raise ValueError(f"modality {self.name!r}: categorical shape must be (n_classes,), got {self.shape}")
+        if self.likelihood == "gaussian" and self.scale is not None and not self.scale > 0:
+            raise ValueError(f"modality {self.name!r}: gaussian scale must be > 0 or None (learned)")
+
+    @property
+    def features(self) -> int:
+        """Width of the flat vector this modality becomes at an encoder's input."""
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model and its architecture.
+
+    The first modality is ``x``, the one the baselines generate; for CVAE and CMMA the others are
+    the condition ``w``. JMVAE models every modality jointly. Defaults are the paper's MNIST
+    architecture (SETUP.md): 64 latent dims, 512 hidden units, ReLU.
+    """
+
+    kind: ModelKind
+    modalities: tuple[Modality, ...]
+    latent_dim: int = 64
+    hidden_dim: int = 512
+    alpha: float = 0.0
+    min_variance: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"model kind {self.kind!r} is not one of {MODEL_KINDS}")
+        mods = tuple(m if isinstance(m, Modality) else Modality(**m) for m in self.modalities)
+        object.__setattr__(self, "modalities", mods)
+        names = [m.name for m in mods]
+        if len(set(names)) != len(names):
+            raise ValueError(f"modality names must be unique, got {names}")
+        needed = 1 if self.kind == "vae" else 2
+        if len(mods) < needed:
+            raise ValueError(f"model {self.kind!r} needs at least {needed} modalities, got {len(mods)}")
+        if self.latent_dim <= 0 or self.hidden_dim <= 0:
+            raise ValueError("latent_dim and hidden_dim must be positive")
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+        if self.kind != "jmvae-kl" and self.alpha != 0:
+            raise ValueError(f"alpha applies to jmvae-kl only, not {self.kind!r}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.modalities)
+
+    def modality(self, name: str) -> Modality:
+        for m in self.modalities:
+            if m.name == name:
+                return m
+        raise ValueError(f"unknown modality {name!r}; this model has {self.names}")
+
+    @property
+    def display_name(self) -> str:
+        """The row name used in tables, e.g. ``jmvae-kl(alpha=0.01)``."""
+        return f"{self.kind}(alpha={self.alpha:g})" if self.kind == "jmvae-kl" else self.kind
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        data = dict(data)
+        data["modalities"] = tuple(
+            Modality(**{**m, "shape": tuple(m["shape"])}) for m in data["modalities"]
+        )
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. Defaults follow the authors' MNIST code (SETUP.md).
+
+    ``warmup_epochs``: the KL weight rises linearly from 0 to 1 over this many epochs (0: off).
+    ``warmup_all_kl``: False scales only KL(q || prior) (authors' code); True also scales the
+    alpha-weighted unimodal KL terms (MultiVae).
+    """
+
+    epochs: int = 100
+    max_steps: int | None = None
+    batch_size: int = 100
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-4
+    clip_grad_norm: float | None = 5.0
+    warmup_epochs: float = 0.0
+    warmup_all_kl: bool = False
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(self.betas))
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"learning rate must be > 0, got {self.lr}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"warm-up must be >= 0 epochs, got {self.warmup_epochs}")
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            raise ValueError("clip_grad_norm must be > 0, or None to disable clipping")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation protocol (Appendix B): ``k`` importance samples per bound, ``n_prior`` prior
+    samples for log p(w), ``limit`` test points (None: all), ``chunk`` samples per pass."""
+
+    k: int = 1000
+    n_prior: int = 5000
+    limit: int | None = None
+    batch_size: int = 100
+    chunk: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.n_prior < 1:
+            raise ValueError("k and n_prior must be >= 1")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError("limit must be >= 1")

@@ -1,0 +1,116 @@
+r"""Test log-likelihoods and accuracy of Table 1 (Suzuki et al. 2016, Appendix B).
+
+With x the first modality (the image) and w the others (the label), every cell is the one
+importance-weighted estimator of ``estimators.py`` with a stated target and proposal:
+
+=====================  ===========================  ==========================================
+cell                   target (bound on)            proposal
+=====================  ===========================  ==========================================
+x: multiple            log p(x)                     q(z | x, w)
+x: single              log p(x)                     q(z | x) (JMVAE-zero: w zero-filled; VAE)
+x|w: multiple          log p(x, w) - log p(w)       q(z | x, w)
+x|w: single            log p(x, w) - log p(w)       q(z | w) (JMVAE-zero: x zero-filled)
+x|w (CVAE, CMMA)       log p(x | w), own bound      q(z | x, w), prior p(z) or p(z | w)
+joint                  log p(x, w)                  q(z | x, w)
+=====================  ===========================  ==========================================
+
+log p(w) = log (1/N_w) sum_i p(w | z_i), z_i ~ p(z), with N_w = ``n_prior``. Accuracy w|x: the
+most probable class of p(w | z) at the mean of q(z | x). Cells a model cannot compute are None.
+All cells sharing a proposal share its k samples (one decoder pass per proposal).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from jmvae.config import EvalConfig
+from jmvae.estimators import iw_log_likelihoods, log_marginal_by_prior, mean_and_sem
+from jmvae.models import MultimodalModel
+
+
+def table_keys(model: MultimodalModel) -> tuple[str, tuple[str, ...], str, str]:
+    """(x, ws, "x", "x|w") names: x is the first modality, w the rest."""
+    x, *ws = model.config.names
+    return x, tuple(ws), x, f"{x}|{'+'.join(ws)}"
+
+
+@torch.inference_mode()
+def evaluate(
+    model: MultimodalModel,
+    test: dict[str, Tensor],
+    config: EvalConfig = EvalConfig(),
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The evaluation JSON of one model on ``test`` (every cell's mean over test points)."""
+    started = time.perf_counter()
+    model.eval()
+    x, ws, key_x, key_xw = table_keys(model)
+    kind = model.config.kind
+    names = model.config.names
+    n_total = next(iter(test.values())).shape[0]
+    n = min(n_total, config.limit) if config.limit else n_total
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    per_point: dict[str, list[Tensor]] = {}
+
+    def add(cell: str, values: Tensor) -> None:
+        per_point.setdefault(cell, []).append(values.double().cpu())
+
+    starts = range(0, n, config.batch_size)
+    for start in tqdm(starts, disable=not progress, unit="batch", desc=f"evaluate {model.config.display_name}"):
+        batch = {k: v[start : min(n, start + config.batch_size)].to(device) for k, v in test.items() if k in names}
+
+        def bounds(targets: Sequence[Sequence[str]], given: Sequence[str]) -> dict[tuple[str, ...], Tensor]:
+            proposal = model.posterior(batch, given)
+            return iw_log_likelihoods(model, batch, targets, proposal, config.k, config.chunk, generator)
+
+        if kind == "vae":
+            add("x/single", bounds([(x,)], (x,))[(x,)])
+        elif kind in ("cvae", "cmma"):
+            add("x|w/multiple", bounds([(x,)], names)[(x,)])
+        else:
+            both = bounds([(x,), names], names)
+            log_pw = log_marginal_by_prior(model, batch, ws, config.n_prior, config.chunk, generator)
+            add("x/multiple", both[(x,)])
+            add("joint", both[names])
+            add("x|w/multiple", both[names] - log_pw)
+            add("x/single", bounds([(x,)], (x,))[(x,)])
+            add("x|w/single", bounds([names], ws)[names] - log_pw)
+            if len(ws) == 1 and model.config.modality(ws[0]).likelihood == "categorical":
+                z = model.posterior(batch, (x,)).mean
+                predicted = model.decode(z)[ws[0]].logits.argmax(-1)
+                add("accuracy", (predicted == batch[ws[0]]).double())
+
+    cells = {cell: torch.cat(values) for cell, values in per_point.items()}
+    stats = {cell: mean_and_sem(values) for cell, values in cells.items()}
+
+    def mean(cell: str) -> float | None:
+        return stats[cell][0] if cell in stats else None
+
+    def sem(cell: str) -> float | None:
+        return stats[cell][1] if cell in stats else None
+
+    def table(pick) -> dict[str, Any]:
+        return {
+            key_x: {"multiple": pick("x/multiple"), "single": pick("x/single")},
+            key_xw: {"multiple": pick("x|w/multiple"), "single": pick("x|w/single")},
+            "joint": pick("joint"),
+        }
+
+    accuracy_key = f"{ws[0]}|{x}" if ws else None
+    return {
+        "model": model.config.display_name,
+        "k": config.k,
+        "n_prior": config.n_prior,
+        "n_test": n,
+        "log_likelihood": table(mean),
+        "stderr": table(sem),
+        "accuracy": {accuracy_key: mean("accuracy")} if accuracy_key else {},
+        "eval_seconds": round(time.perf_counter() - started, 2),
+    }

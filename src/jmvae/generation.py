@@ -1,0 +1,66 @@
+"""Generating modalities from others, and predicting a label from an image.
+
+``generate(model, given, n)`` draws z from the model's generation latent given the modalities
+in ``given`` (JMVAE: q(z | given); CVAE and CMMA: their prior given w; nothing given: p(z))
+and returns the decoders' distributions. ``predict`` gives p(w | z) at the mean of q(z | x).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution
+
+from jmvae.config import ModelConfig
+from jmvae.errors import JMVAEError
+from jmvae.models import MultimodalModel
+
+
+def parse_given(config: ModelConfig, items: list[str], classes: tuple[str, ...] | None = None) -> dict[str, Tensor]:
+    """``["label=3"]`` -> {"label": tensor([3])}; a categorical value may be a class index or name."""
+    given = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise JMVAEError(f"--given {item!r}: expected NAME=VALUE, e.g. label=3")
+        modality = config.modality(name.strip())
+        if modality.likelihood != "categorical":
+            raise JMVAEError(f"--given {name}: only categorical modalities can be given on the command line")
+        value = value.strip()
+        n_classes = modality.shape[0]
+        if classes and value in classes:
+            index = classes.index(value)
+        else:
+            try:
+                index = int(value)
+            except ValueError:
+                raise JMVAEError(f"--given {item!r}: {value!r} is not a class index 0..{n_classes - 1}") from None
+        if not 0 <= index < n_classes:
+            raise JMVAEError(f"--given {item!r}: class {index} is outside 0..{n_classes - 1}")
+        given[modality.name] = torch.tensor([index])
+    return given
+
+
+@torch.inference_mode()
+def generate(model: MultimodalModel, given: Mapping[str, Tensor], n: int, generator: torch.Generator | None = None) -> dict[str, Distribution]:
+    """p(x_m | z) for n draws of z given ``given`` (each given value is a batch of one)."""
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in given.items()}
+    latent = model.generation_latent(batch, tuple(batch))
+    latent_dim = model.config.latent_dim
+    loc = latent.base_dist.loc.reshape(-1, latent_dim).expand(n, -1)  # (n, L)
+    scale = latent.base_dist.scale.reshape(-1, latent_dim).expand(n, -1)
+    z = loc + scale * torch.randn(loc.shape, generator=generator, device=device, dtype=loc.dtype)
+    decode_batch = {k: v.expand(n, *v.shape[1:]) for k, v in batch.items()}
+    return model.decode(z, decode_batch)
+
+
+@torch.inference_mode()
+def predict(model: MultimodalModel, batch: Mapping[str, Tensor], target: str, given: tuple[str, ...]) -> Tensor:
+    """Class probabilities of ``target`` from the modalities ``given``: p(w | z = mean of q(z | given))."""
+    if target not in model.generated:
+        raise JMVAEError(f"{model.config.display_name} cannot predict {target!r}; it generates {model.generated}")
+    z = model.posterior(batch, given).mean
+    return model.decode(z, batch)[target].probs

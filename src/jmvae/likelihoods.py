@@ -1,0 +1,75 @@
+"""Likelihoods p(x_m | z): a modality's name of likelihood -> a ``torch.distributions`` object.
+
+Decoders output unconstrained parameters (logits, means, log-scales); this module is the only
+place that turns them into distributions, so every loss and estimator agrees on log p(x_m | z).
+Every distribution returned has event shape ``modality.shape`` (categorical: event shape ()),
+so ``log_prob`` sums over a datum's elements and keeps the sample and batch axes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
+
+from jmvae.config import Modality
+
+
+def decoder_width(modality: Modality) -> int:
+    """How many numbers a decoder outputs per datum for this modality."""
+    if modality.likelihood == "gaussian" and modality.scale is None:
+        return 2 * modality.features  # mean and log-scale
+    return modality.features
+
+
+def distribution(modality: Modality, params: Tensor) -> Distribution:
+    """Likelihood of ``modality`` from decoder output ``params`` of shape (..., decoder_width)."""
+    lead = params.shape[:-1]
+    if modality.likelihood == "bernoulli":
+        logits = params.reshape(*lead, *modality.shape)
+        return Independent(Bernoulli(logits=logits, validate_args=False), len(modality.shape))
+    if modality.likelihood == "categorical":
+        return Categorical(logits=params, validate_args=False)
+    if modality.scale is None:
+        mean, log_scale = params.chunk(2, dim=-1)
+        scale = F.softplus(log_scale) + 1e-4
+    else:
+        mean, scale = params, torch.full_like(params, modality.scale)
+    return Independent(
+        Normal(mean.reshape(*lead, *modality.shape), scale.reshape(*lead, *modality.shape), validate_args=False),
+        len(modality.shape),
+    )
+
+
+def mean(modality: Modality, dist: Distribution) -> Tensor:
+    """The expected value of a datum under ``dist``: pixel probabilities, class probabilities, means."""
+    if modality.likelihood == "categorical":
+        return dist.probs
+    return dist.mean
+
+
+def encoder_input(modality: Modality, value: Tensor) -> Tensor:
+    """A datum as the flat float vector an encoder reads: one-hot for classes, flattened otherwise."""
+    if modality.likelihood == "categorical":
+        return F.one_hot(value.long(), modality.shape[0]).to(torch.get_default_dtype())
+    return value.reshape(value.shape[0], -1).to(torch.get_default_dtype())
+
+
+def check_batch_value(modality: Modality, value: Tensor) -> None:
+    """Raise ``ValueError`` naming the modality if ``value`` does not have this modality's shape."""
+    expected = () if modality.likelihood == "categorical" else modality.shape
+    if value.dim() < 1 or tuple(value.shape[1:]) != expected:
+        raise ValueError(
+            f"modality {modality.name!r}: expected a batch of shape (batch, {', '.join(map(str, expected))})"
+            .replace(", )", ")")
+            + f", got {tuple(value.shape)}"
+        )
+    if modality.likelihood == "categorical":
+        if value.is_floating_point():
+            raise ValueError(f"modality {modality.name!r}: class labels must be integers, got {value.dtype}")
+        if value.numel() and (int(value.min()) < 0 or int(value.max()) >= modality.shape[0]):
+            raise ValueError(
+                f"modality {modality.name!r}: labels must lie in [0, {modality.shape[0] - 1}], "
+                f"got [{int(value.min())}, {int(value.max())}]"
+            )

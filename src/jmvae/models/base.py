@@ -1,0 +1,114 @@
+"""What every model shares: modalities in dicts, decoders keyed by name, distributions out.
+
+A model exposes the pieces of its generative story and its inference network, so one objective
+(``objectives.py``) and one importance-weighted estimator (``estimators.py``) serve all of them:
+
+- ``posterior(batch, given)``: q(z | the modalities in ``given``), batch shape (B,), event (L,);
+- ``prior(batch)``: p(z) = N(0, I), or p(z | w) for the CMMA;
+- ``decode(z, batch)``: p(x_m | z[, w]) for every modality the model generates;
+- ``log_likelihoods(z, batch, names)``: log p(x_m | z[, w]) of the data, shape (S, B) or (B,);
+- ``loss(batch, kl_weight, alpha_weight)``: the negative training bound as ``LossTerms``.
+
+A batch is ``dict[str, Tensor]``: images (B, *shape) floats, labels (B,) int64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution, Independent, Normal
+
+from jmvae import likelihoods
+from jmvae.config import ModelConfig
+from jmvae.objectives import LossTerms, negative_elbo
+
+Batch = Mapping[str, Tensor]
+
+
+class MultimodalModel(nn.Module):
+    """Base of every model: config, decoders in an ``nn.ModuleDict``, shared evaluation helpers.
+
+    Subclasses set ``inputs`` (what the training posterior reads), ``generated`` (the modalities
+    with a decoder) and ``conditions`` (what the prior or decoders condition on), and implement
+    ``posterior``.
+    """
+
+    inputs: tuple[str, ...]
+    generated: tuple[str, ...]
+    conditions: tuple[str, ...] = ()
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.decoders = nn.ModuleDict()
+
+    # -- the generative model -------------------------------------------------------------
+    def prior(self, batch: Batch) -> Distribution:
+        """p(z) = N(0, I), batch shape (), event shape (L,)."""
+        ref = next(iter(self.parameters()))
+        zeros = torch.zeros(self.config.latent_dim, device=ref.device, dtype=ref.dtype)
+        return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1)
+
+    def decoder_input(self, z: Tensor, batch: Batch) -> Tensor:
+        """What the decoders read: z itself (the CVAE appends the condition)."""
+        return z
+
+    def decode(self, z: Tensor, batch: Batch | None = None) -> dict[str, Distribution]:
+        """p(x_m | z) for every generated modality; z is (..., L) and so are the batch shapes."""
+        h = self.decoder_input(z, batch or {})
+        return {
+            name: likelihoods.distribution(self.config.modality(name), self.decoders[name](h))
+            for name in self.generated
+        }
+
+    def log_likelihoods(self, z: Tensor, batch: Batch, names: Sequence[str]) -> dict[str, Tensor]:
+        """log p(x_m | z) of ``batch[m]`` for each m in ``names``; z (S, B, L) -> (S, B), or (B, L) -> (B,)."""
+        missing = [n for n in names if n not in self.generated]
+        if missing:
+            raise ValueError(f"{self.config.display_name} has no decoder for {missing}; it generates {self.generated}")
+        h = self.decoder_input(z, batch)
+        out = {}
+        for name in names:
+            dist = likelihoods.distribution(self.config.modality(name), self.decoders[name](h))
+            out[name] = dist.log_prob(batch[name])
+        return out
+
+    # -- inference --------------------------------------------------------------------------
+    def posterior(self, batch: Batch, given: Sequence[str]) -> Distribution:
+        raise NotImplementedError
+
+    def generation_latent(self, batch: Batch, given: Sequence[str]) -> Distribution:
+        """The distribution z is drawn from to generate the other modalities from ``given``.
+
+        JMVAE: the posterior q(z | given). CVAE and CMMA: their prior given the condition.
+        """
+        return self.posterior(batch, given)
+
+    def loss(self, batch: Batch, kl_weight: float = 1.0, alpha_weight: float = 1.0) -> LossTerms:
+        """The negative training bound (ELBO for the baselines and JMVAE-zero)."""
+        terms, _ = negative_elbo(self, batch, kl_weight)
+        return terms
+
+    # -- helpers ----------------------------------------------------------------------------
+    def encoder_inputs(self, batch: Batch, given: Sequence[str]) -> dict[str, Tensor]:
+        """The flat encoder inputs of the modalities in ``given`` (checking their shapes)."""
+        out = {}
+        for name in given:
+            if name not in batch:
+                raise ValueError(f"modality {name!r} is missing from the batch (it has {sorted(batch)})")
+            modality = self.config.modality(name)
+            likelihoods.check_batch_value(modality, batch[name])
+            out[name] = likelihoods.encoder_input(modality, batch[name])
+        return out
+
+    def check_given(self, given: Sequence[str], allowed: Sequence[Sequence[str]]) -> tuple[str, ...]:
+        given = tuple(given)
+        for option in allowed:
+            if set(given) == set(option):
+                return given
+        raise ValueError(
+            f"{self.config.display_name} cannot infer z from {list(given)}; it can from "
+            + " or ".join(str(list(a)) for a in allowed)
+        )

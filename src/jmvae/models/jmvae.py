@@ -1,0 +1,74 @@
+r"""JMVAE: a joint multimodal VAE (Suzuki, Nakayama & Matsuo 2016, arXiv:1611.01891).
+
+Every modality is generated independently from one shared latent variable:
+p(x_1..x_M, z) = p(z) prod_m p(x_m | z), p(z) = N(0, I); inference by a joint encoder
+q(z | x_1..x_M). Training maximises the joint bound (Eq. 3)
+
+    L_JM = E_{q(z|x_1..x_M)}[ sum_m log p(x_m | z) ] - KL(q(z | x_1..x_M) || p(z)).
+
+JMVAE-zero (Sec. 3.3) infers z from a subset of modalities by zero-filling the missing inputs
+of the joint encoder. JMVAE-kl (Eq. 4) adds one encoder q(z | x_m) per modality and maximises
+
+    L_JM - alpha * sum_m KL(q(z | x_1..x_M) || q(z | x_m)),
+
+so a single modality's encoder is trained to match the joint one. Inference from one modality
+uses its own encoder; from a strict subset of two or more modalities (only possible with three or
+more), the precision-weighted product of those modalities' unimodal Gaussians.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.distributions import Distribution, Independent, Normal
+
+from jmvae.config import ModelConfig
+from jmvae.models.base import Batch, MultimodalModel
+from jmvae.networks import JointEncoder, modality_decoder, modality_encoder
+from jmvae.objectives import LossTerms, negative_elbo, unimodal_kl
+
+
+class JMVAE(MultimodalModel):
+    """JMVAE-zero (``kind="jmvae-zero"``) or JMVAE-kl (``kind="jmvae-kl"``, weight ``alpha``)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        if config.kind not in ("jmvae-zero", "jmvae-kl"):
+            raise ValueError(f"JMVAE needs kind 'jmvae-zero' or 'jmvae-kl', got {config.kind!r}")
+        super().__init__(config)
+        self.inputs = self.generated = config.names
+        h, latent, min_var = config.hidden_dim, config.latent_dim, config.min_variance
+        self.joint_encoder = JointEncoder(config.modalities, h, latent, min_var)
+        for m in config.modalities:
+            self.decoders[m.name] = modality_decoder(m, h, latent)
+        self.unimodal_encoders = nn.ModuleDict()
+        if config.kind == "jmvae-kl":
+            for m in config.modalities:
+                self.unimodal_encoders[m.name] = modality_encoder(m, h, latent, min_var)
+
+    def posterior(self, batch: Batch, given: Sequence[str]) -> Distribution:
+        given = tuple(given)
+        if not given:
+            raise ValueError("cannot infer z from no modality; give at least one of " + str(list(self.config.names)))
+        inputs = self.encoder_inputs(batch, given)
+        if set(given) == set(self.config.names) or self.config.kind == "jmvae-zero":
+            return self.joint_encoder(inputs)  # missing modalities are zero-filled
+        experts = [self.unimodal_encoders[name](inputs[name]) for name in given]
+        return experts[0] if len(experts) == 1 else product_of_gaussians(experts)
+
+    def loss(self, batch: Batch, kl_weight: float = 1.0, alpha_weight: float = 1.0) -> LossTerms:
+        terms, joint = negative_elbo(self, batch, kl_weight)
+        if self.config.kind == "jmvae-kl":
+            terms.kl_unimodal = unimodal_kl(self, batch, joint)
+            terms.total = terms.total + self.config.alpha * alpha_weight * sum(terms.kl_unimodal.values())
+        return terms
+
+
+def product_of_gaussians(experts: list[Independent]) -> Independent:
+    """The normalised product of diagonal Gaussians: precisions add, means are precision-weighted."""
+    precisions = torch.stack([e.base_dist.scale.pow(-2) for e in experts])
+    means = torch.stack([e.base_dist.loc for e in experts])
+    precision = precisions.sum(0)
+    mean = (precisions * means).sum(0) / precision
+    return Independent(Normal(mean, precision.rsqrt(), validate_args=False), 1)

@@ -1,0 +1,239 @@
+"""The training loop: Adam on the model's negative bound, with warm-up, clipping and checkpoints.
+
+Every source of randomness is owned here and saved in checkpoints, so a run resumed from any
+checkpoint ends with the same parameters as the run that was never interrupted:
+
+- the epoch's shuffling comes from a generator seeded with (seed, epoch);
+- stochastic binarisation draws from a data generator on the device;
+- reparameterisation noise draws from torch's global generator, seeded once from ``seed``.
+
+Data stay on the device as tensors; a batch is an index into them, binarised on the device.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from jmvae import checkpoint as ckpt
+from jmvae.config import ModelConfig, TrainConfig
+from jmvae.data import PairedData, binarize
+from jmvae.errors import CheckpointError, JMVAEError
+from jmvae.models import MultimodalModel, build_model
+from jmvae.objectives import kl_weight
+
+logger = logging.getLogger(__name__)
+
+
+class DivergenceError(JMVAEError):
+    """The loss or a gradient became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    model: MultimodalModel
+    step: int
+    epoch: int
+    seconds: float
+    interrupted: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise JMVAEError("--device cuda was asked for, but no CUDA GPU is available; use --device cpu")
+    return device
+
+
+def epoch_permutation(n: int, seed: int, epoch: int, device: torch.device) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator).to(device)
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps)
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM so the loop can checkpoint and stop between steps."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self.handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.signal = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def train(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    data: PairedData,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    data_info: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a model from ``model_config`` on ``data.train``; checkpoint into ``run_dir`` each epoch.
+
+    ``resume=True`` continues from the run folder's latest checkpoint (its configs must match).
+    """
+    device = resolve_device(train_config.device)
+    if train_config.threads:
+        torch.set_num_threads(train_config.threads)
+    torch.manual_seed(train_config.seed)
+    model = build_model(model_config).to(device)
+    optimizer = make_optimizer(model, train_config)
+    data_generator = torch.Generator(device=device).manual_seed(train_config.seed + 1)
+    step, epoch, start_index, elapsed = 0, 0, 0, 0.0
+    history: list[dict[str, Any]] = []
+
+    run_path = Path(run_dir) if run_dir is not None else None
+    if run_path is not None:
+        run = ckpt.RunConfig(model_config, train_config, data_info or {"name": data.name})
+        folder = ckpt.latest_checkpoint(run_path) if resume else None
+        if folder is not None:
+            saved = ckpt.load_run_config(run_path)
+            if saved.model != model_config or saved.data != run.data:
+                raise CheckpointError(
+                    f"{run_path}: the run there has another model or data configuration; "
+                    "use another --out, or --overwrite to replace it"
+                )
+            weights, training_state, meta = ckpt.load_checkpoint(folder)
+            ckpt.load_weights(model, weights, folder)
+            optimizer.load_state_dict(ckpt.unflatten_optimizer(training_state, meta["optimizer"]))
+            torch.set_rng_state(training_state["rng/torch"])
+            data_generator.set_state(training_state["rng/data"])
+            if device.type == "cuda" and "rng/cuda" in training_state:
+                torch.cuda.set_rng_state(training_state["rng/cuda"])
+            step, epoch, start_index = meta["step"], meta["epoch"], meta["index_in_epoch"]
+            elapsed = meta.get("seconds", 0.0)
+            history = read_history(run_path)
+            logger.info("resuming %s at epoch %d, step %d", run_path, epoch, step)
+        ckpt.save_run_config(run_path, run)
+
+    images = [m.name for m in model_config.modalities if m.likelihood == "bernoulli"]
+    train_data = {name: data.train[name].to(device) for name in model_config.names}
+    n = next(iter(train_data.values())).shape[0]
+    batch_size = train_config.batch_size
+    steps_per_epoch = math.ceil(n / batch_size)
+    total_steps = train_config.epochs * steps_per_epoch
+    if train_config.max_steps is not None:
+        total_steps = min(total_steps, train_config.max_steps)
+
+    def save(index_in_epoch: int, at_epoch: int) -> None:
+        if run_path is None:
+            return
+        rng = {"torch": torch.get_rng_state(), "data": data_generator.get_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state()
+        state = {"step": step, "epoch": at_epoch, "index_in_epoch": index_in_epoch, "seconds": elapsed}
+        ckpt.save_checkpoint(run_path, model, optimizer, state, rng)
+
+    model.train()
+    bar = tqdm(total=total_steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
+    interrupted = False
+    with _StopFlag() as stop:
+        while step < total_steps:
+            started = time.perf_counter()
+            order = epoch_permutation(n, train_config.seed, epoch, device)
+            sums: dict[str, torch.Tensor] = {}
+            count = 0
+            index = start_index
+            while index < steps_per_epoch and step < total_steps:
+                idx = order[index * batch_size : (index + 1) * batch_size]
+                batch = {name: value[idx] for name, value in train_data.items()}
+                for name in images:
+                    batch[name] = binarize(batch[name], data_generator)
+                weight = kl_weight(step, steps_per_epoch, train_config.warmup_epochs)
+                terms = model.loss(batch, weight, weight if train_config.warmup_all_kl else 1.0)
+                optimizer.zero_grad(set_to_none=True)
+                terms.total.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    model.parameters(), train_config.clip_grad_norm or float("inf")
+                )
+                if not (torch.isfinite(terms.total) and torch.isfinite(grad_norm)):
+                    bar.close()
+                    raise DivergenceError(
+                        f"training diverged at step {step} (epoch {epoch}): loss {float(terms.total):.4g}, "
+                        f"gradient norm {float(grad_norm):.4g}; try a lower --lr, a KL --warmup or gradient "
+                        "clipping. The last good checkpoint is kept."
+                    )
+                optimizer.step()
+                step += 1
+                index += 1
+                count += 1
+                for key, value in terms.named().items():
+                    sums[key] = sums.get(key, 0.0) + value.detach()
+                bar.update(1)
+                if step % 50 == 0:
+                    bar.set_postfix(epoch=epoch, loss=f"{float(terms.total.detach()):.2f}")
+                if stop.signal is not None:
+                    break
+            elapsed += time.perf_counter() - started
+            finished_epoch = index >= steps_per_epoch
+            if count:
+                record = {"epoch": epoch + 1 if finished_epoch else epoch, "step": step, "kl_weight": weight,
+                          "seconds": round(elapsed, 3), **{k: float(v) / count for k, v in sums.items()}}
+                if finished_epoch:
+                    history.append(record)
+                    if run_path is not None:
+                        with open(run_path / "metrics.jsonl", "a") as f:
+                            f.write(json.dumps(record) + "\n")
+            if finished_epoch:
+                epoch, start_index = epoch + 1, 0
+            else:
+                start_index = index
+            save(start_index, epoch)
+            if stop.signal is not None:
+                interrupted = True
+                logger.warning("stopped by signal %d at step %d; checkpoint saved", stop.signal, step)
+                break
+    bar.close()
+    model.eval()
+    return TrainResult(model, step, epoch, elapsed, interrupted, history)
+
+
+def read_history(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[MultimodalModel, ckpt.RunConfig, dict[str, Any]]:
+    """The trained model of a run folder (latest checkpoint), in eval mode, with its config and state."""
+    run_path = Path(run_dir)
+    if not run_path.is_dir():
+        raise CheckpointError(f"{run_path} is not a folder; give the --out folder of a jmvae train run")
+    run = ckpt.load_run_config(run_path)
+    folder = ckpt.latest_checkpoint(run_path)
+    if folder is None:
+        raise CheckpointError(f"{run_path} has no checkpoint yet; train it first (jmvae train ... --out {run_path})")
+    weights, _, meta = ckpt.load_checkpoint(folder)
+    model = build_model(run.model)
+    ckpt.load_weights(model, weights, folder)
+    model.to(resolve_device(device)).eval()
+    return model, run, meta
