@@ -30,6 +30,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from jmvae.config import EvalConfig
+from jmvae.data.checks import check_paired
 from jmvae.estimators import iw_log_likelihoods, log_marginal_by_prior, mean_and_sem
 from jmvae.models import MultimodalModel
 
@@ -49,6 +50,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """The evaluation JSON of one model on ``test`` (every cell's mean over test points)."""
     started = time.perf_counter()
+    check_paired(model.config.modalities, test, "test data")
     model.eval()
     x, ws, key_x, key_xw = table_keys(model)
     kind = model.config.kind

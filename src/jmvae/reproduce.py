@@ -7,6 +7,7 @@ again. The table and the claims are rewritten from whatever has been measured so
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -79,22 +80,32 @@ def reproduce(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Train and evaluate every row of Table 1 not yet done; write table1.{json,md}; return the JSON."""
+    """Train and evaluate every row of Table 1 not yet done; write table1.{json,md}; return the JSON.
+
+    A row already in ``OUT/table1.json`` with the same protocol (steps trained, k, N_w, test
+    limit, evaluation seed) is kept as it is, so the small table file alone carries finished
+    rows across machines; run folders (checkpoints) only matter for rows still in progress.
+    Several processes may work on disjoint ``rows`` of the same OUT: the table is merged
+    under a file lock at every write.
+    """
     config.out.mkdir(parents=True, exist_ok=True)
-    results_path = config.out / "table1.json"
-    previous = json.loads(results_path.read_text())["models"] if results_path.is_file() else {}
-    models: dict[str, Any] = {}
-    for kind, alpha in ROWS:
-        name = row_name(kind, alpha)
-        if name not in config.rows:
-            if name in previous:
-                models[name] = previous[name]
+    n_train = len(next(iter(data.train.values())))
+    steps_needed = config.train.epochs * -(-n_train // config.train.batch_size)
+    if config.train.max_steps:
+        steps_needed = min(steps_needed, config.train.max_steps)
+    protocol = {"data": data.name, "steps": steps_needed, "seed": config.train.seed, "k": config.evaluation.k,
+                "n_prior": config.evaluation.n_prior, "limit": config.evaluation.limit,
+                "eval_seed": config.evaluation.seed}
+    alphas = {row_name(k, a): (k, a) for k, a in ROWS}
+    table: dict[str, Any] = {}
+    for name in config.rows:
+        kind, alpha = alphas[name]
+        previous = read_table(config.out).get(name)
+        if previous is not None and previous.get("protocol") == protocol:
+            log(f"[{name}] already in {config.out / 'table1.json'} with this protocol")
             continue
         run_dir = config.runs / run_folder_name(name)
         model_config = ModelConfig(kind, data.modalities, config.latent_dim, config.hidden_dim, alpha=alpha)
-        steps_needed = config.train.epochs * -(-len(next(iter(data.train.values()))) // config.train.batch_size)
-        if config.train.max_steps:
-            steps_needed = min(steps_needed, config.train.max_steps)
         done = ckpt.latest_checkpoint(run_dir) if run_dir.exists() else None
         done_step = ckpt.read_json(done / "state.json")["step"] if done else 0
         if done_step < steps_needed:
@@ -104,29 +115,31 @@ def reproduce(
             if result.interrupted:
                 raise KeyboardInterrupt
         model, run, state = load_model(run_dir, config.train.device)
-        protocol = {"k": config.evaluation.k, "n_prior": config.evaluation.n_prior, "limit": config.evaluation.limit,
-                    "seed": config.evaluation.seed, "step": state["step"]}
-        eval_path = run_dir / "evaluation.json"
-        stored = json.loads(eval_path.read_text()) if eval_path.is_file() else None
-        if stored is None or stored.get("protocol") != protocol:
-            log(f"[{name}] evaluating with k={config.evaluation.k}, N_w={config.evaluation.n_prior}")
-            stored = {"protocol": protocol, "result": evaluate(model, data.test, config.evaluation, progress)}
-            ckpt.write_json(eval_path, stored)
-        models[name] = {
-            **stored["result"],
-            "epochs": state["epoch"],
-            "steps": state["step"],
-            "seed": run.train.seed,
-            "train_seconds": round(state.get("seconds", 0.0), 1),
-        }
-        write_outputs(config.out, models, command)
-    return write_outputs(config.out, models, command)
+        log(f"[{name}] evaluating with k={config.evaluation.k}, N_w={config.evaluation.n_prior}")
+        result = evaluate(model, data.test, config.evaluation, progress)
+        row = {**result, "epochs": state["epoch"], "steps": state["step"], "seed": run.train.seed,
+               "train_seconds": round(state.get("seconds", 0.0), 1), "protocol": protocol}
+        ckpt.write_json(run_dir / "evaluation.json", row)
+        table = write_outputs(config.out, {name: row}, command)
+    return write_outputs(config.out, {}, command)
 
 
-def write_outputs(out: Path, models: dict[str, Any], command: str) -> dict[str, Any]:
-    table = {"models": models, "claims": check_claims(models), "command": command, "hardware": hardware()}
-    ckpt.write_json(out / "table1.json", table)
-    ckpt.write_atomic(out / "table1.md", render_markdown(table).encode())
+def read_table(out: Path) -> dict[str, Any]:
+    """The rows of ``OUT/table1.json`` measured so far (empty if none)."""
+    path = out / "table1.json"
+    return json.loads(path.read_text())["models"] if path.is_file() else {}
+
+
+def write_outputs(out: Path, new_rows: dict[str, Any], command: str) -> dict[str, Any]:
+    """Merge ``new_rows`` into table1.json (under a lock), re-check the claims, rewrite table1.md."""
+    with open(out / ".table1.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        models = {**read_table(out), **new_rows}
+        order = [row_name(k, a) for k, a in ROWS]
+        models = dict(sorted(models.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+        table = {"models": models, "claims": check_claims(models), "command": command, "hardware": hardware()}
+        ckpt.write_json(out / "table1.json", table)
+        ckpt.write_atomic(out / "table1.md", render_markdown(table).encode())
     return table
 
 

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from jmvae import checkpoint as ckpt
 from jmvae.config import ModelConfig, TrainConfig
 from jmvae.data import PairedData, binarize
+from jmvae.data.checks import check_paired
 from jmvae.errors import CheckpointError, JMVAEError
 from jmvae.models import MultimodalModel, build_model
 from jmvae.objectives import kl_weight
@@ -100,6 +101,7 @@ def train(
 
     ``resume=True`` continues from the run folder's latest checkpoint (its configs must match).
     """
+    check_paired(model_config.modalities, data.train, f"{data.name} training data")
     device = resolve_device(train_config.device)
     if train_config.threads:
         torch.set_num_threads(train_config.threads)
@@ -130,7 +132,9 @@ def train(
                 torch.cuda.set_rng_state(training_state["rng/cuda"])
             step, epoch, start_index = meta["step"], meta["epoch"], meta["index_in_epoch"]
             elapsed = meta.get("seconds", 0.0)
-            history = read_history(run_path)
+            # a run killed between logging an epoch and checkpointing it logged that epoch twice
+            history = [r for r in read_history(run_path) if r["step"] <= step]
+            ckpt.write_atomic(run_path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
             logger.info("resuming %s at epoch %d, step %d", run_path, epoch, step)
         ckpt.save_run_config(run_path, run)
 
@@ -177,7 +181,7 @@ def train(
                 if not (torch.isfinite(terms.total) and torch.isfinite(grad_norm)):
                     bar.close()
                     raise DivergenceError(
-                        f"training diverged at step {step} (epoch {epoch}): loss {float(terms.total):.4g}, "
+                        f"training diverged at step {step} (epoch {epoch}): loss {float(terms.total.detach()):.4g}, "
                         f"gradient norm {float(grad_norm):.4g}; try a lower --lr, a KL --warmup or gradient "
                         "clipping. The last good checkpoint is kept."
                     )

@@ -1,0 +1,120 @@
+"""Training: a tiny model overfits, seeded runs repeat exactly, resume equals never stopping."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from jmvae import CheckpointError, DataError, load_model, train
+from jmvae import training
+from jmvae.checkpoint import latest_checkpoint, load_checkpoint
+from jmvae.data import PairedData
+from jmvae.generation import predict
+from jmvae.training import DivergenceError
+
+from conftest import tiny_config, tiny_train
+
+
+def params(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_tiny_model_overfits_a_batch(digits):
+    """32 binary digits (binarization is then the identity): the bound improves a lot and the
+    image encoder q(z|x) alone names every label."""
+    batch = {k: v[:32] for k, v in digits.test.items()}
+    small = PairedData(digits.name, digits.modalities, digits.classes, batch, batch)
+    config = tiny_config(small, "jmvae-kl", alpha=1.0, latent=8, hidden=64)
+    result = train(config, tiny_train(epochs=500, batch_size=32, lr=3e-3), small, progress=False)
+    assert result.history[-1]["loss"] < 0.5 * result.history[0]["loss"]
+    probabilities = predict(result.model, batch, "label", ("image",))
+    assert (probabilities.argmax(-1) == batch["label"]).all()
+
+
+def test_seeded_runs_repeat_exactly_and_seeds_differ(digits):
+    config = tiny_config(digits)
+    a = params(train(config, tiny_train(max_steps=20), digits, progress=False).model)
+    b = params(train(config, tiny_train(max_steps=20), digits, progress=False).model)
+    c = params(train(config, tiny_train(max_steps=20, seed=1), digits, progress=False).model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_resume_ends_bit_for_bit_where_an_uninterrupted_run_ends(digits, tmp_path):
+    config = tiny_config(digits)
+    whole = train(config, tiny_train(epochs=3), digits, tmp_path / "whole", progress=False)
+    part = tiny_train(epochs=3, max_steps=30)  # stops mid-epoch 2 (24 steps per epoch)
+    train(config, part, digits, tmp_path / "split", progress=False)
+    resumed = train(config, tiny_train(epochs=3), digits, tmp_path / "split", resume=True, progress=False)
+    assert resumed.step == whole.step == 72
+    a, b = params(whole.model), params(resumed.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    epochs = [json.loads(line)["epoch"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+
+
+def test_resume_refuses_another_configuration(digits, tmp_path):
+    train(tiny_config(digits), tiny_train(max_steps=2), digits, tmp_path / "run", progress=False)
+    with pytest.raises(CheckpointError, match="another model"):
+        train(tiny_config(digits, "vae"), tiny_train(max_steps=4), digits, tmp_path / "run", resume=True, progress=False)
+
+
+def test_nan_in_a_batch_stops_training_and_keeps_the_last_checkpoint(digits, tmp_path, monkeypatch):
+    config = tiny_config(digits)
+    train(config, tiny_train(epochs=1), digits, tmp_path / "run", progress=False)
+    kept = latest_checkpoint(tmp_path / "run")
+    weights_before = load_checkpoint(kept)[0]
+    calls = []
+
+    def poisoned_binarize(images, generator):
+        calls.append(1)
+        out = real_binarize(images, generator)
+        return out.fill_(float("nan")) if len(calls) == 3 else out
+
+    real_binarize = training.binarize
+    monkeypatch.setattr(training, "binarize", poisoned_binarize)
+    with pytest.raises(DivergenceError, match="step 26 .*--lr"):
+        train(config, tiny_train(epochs=2), digits, tmp_path / "run", resume=True, progress=False)
+    assert latest_checkpoint(tmp_path / "run") == kept
+    weights_after = load_checkpoint(kept)[0]
+    assert all(torch.equal(weights_before[k], weights_after[k]) for k in weights_before)
+
+
+def test_nan_in_the_data_is_refused_before_training(digits):
+    bad = PairedData(digits.name, digits.modalities, digits.classes,
+                     {**digits.train, "image": digits.train["image"].clone()}, digits.test)
+    bad.train["image"][7, 0, 0] = float("nan")
+    with pytest.raises(DataError, match="image.*NaN"):
+        train(tiny_config(digits), tiny_train(max_steps=1), bad, progress=False)
+
+
+def test_load_model_gives_the_trained_model(digits, tmp_path):
+    result = train(tiny_config(digits), tiny_train(max_steps=5), digits, tmp_path / "run", progress=False)
+    model, run, state = load_model(tmp_path / "run")
+    assert state["step"] == 5 and run.model == tiny_config(digits)
+    a, b = params(result.model), params(model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_corrupt_or_foreign_checkpoints_are_refused(digits, tmp_path):
+    train(tiny_config(digits), tiny_train(max_steps=3), digits, tmp_path / "run", progress=False)
+    folder = latest_checkpoint(tmp_path / "run")
+    weights = folder / "model.safetensors"
+    original = weights.read_bytes()
+    weights.write_bytes(original[: len(original) // 2])
+    with pytest.raises(CheckpointError, match="truncated or modified"):
+        load_model(tmp_path / "run")
+    weights.write_bytes(original)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    (tmp_path / "run" / "config.json").write_text(json.dumps({**config, "version": 99}))
+    with pytest.raises(CheckpointError, match="version 99"):
+        load_model(tmp_path / "run")
+    config["model"]["latent_dim"] = 5
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="do not fit this model"):
+        load_model(tmp_path / "run")
+    with pytest.raises(CheckpointError, match="not a folder"):
+        load_model(tmp_path / "nowhere")
