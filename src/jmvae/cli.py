@@ -244,7 +244,7 @@ def command_reproduce(args: argparse.Namespace) -> int:
         hidden_dim=args.hidden_dim,
         rows=rows,
     )
-    command = "jmvae " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("jmvae") else "jmvae reproduce"
+    command = "jmvae " + " ".join(shlex.quote(a) for a in args.argv)
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     table = reproduce(data, config, command, progress=not args.no_progress, log=log)
     held = sum(1 for c in table["claims"] if c["holds"])
@@ -257,6 +257,7 @@ COMMANDS = {"train": command_train, "evaluate": command_evaluate, "sample": comm
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(message)s")
     try:
         return COMMANDS[args.command](args)

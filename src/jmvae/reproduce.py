@@ -252,8 +252,9 @@ def render_markdown(table: dict[str, Any]) -> str:
     def fmt(value: float | None, digits: int = 2) -> str:
         return "—" if value is None else f"{value:.{digits}f}"
 
+    datasets = {r.get("protocol", {}).get("data") for r in models.values()} - {None}
     lines = [
-        "# Table 1: test log-likelihoods on MNIST",
+        f"# Table 1: test log-likelihoods on {', '.join(sorted(datasets)) or 'no data yet'}",
         "",
         f"Command: `{table['command']}`  ",
         f"Hardware: {table['hardware']}",

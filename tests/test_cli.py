@@ -1,0 +1,112 @@
+"""Every command of the command line end to end on small real data (scikit-learn's digits)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from jmvae.cli import main
+
+
+def jmvae(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jmvae", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    done = jmvae("train", "--epochs", "2", "--latent-dim", "8", "--hidden-dim", "64", "--out", str(out), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert "trained jmvae-kl(alpha=0.1) on digits: epoch 2, step 30" in done.stderr
+    return out
+
+
+def test_train_writes_config_metrics_and_checkpoint(run_dir):
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model"]["kind"] == "jmvae-kl" and config["data"]["name"] == "digits"
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert {"loss", "kl_prior", "recon/image", "recon/label", "kl/image", "kl/label"} <= set(metrics[0])
+    assert (run_dir / "checkpoints" / "latest").read_text().strip() == "step-000000030"
+
+
+def test_evaluate_json_has_the_contracted_keys(run_dir):
+    done = jmvae("evaluate", str(run_dir), "--k", "10", "--n-prior", "20", "--limit", "40", "--json", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["model"] == "jmvae-kl(alpha=0.1)" and result["k"] == 10 and result["n_test"] == 40
+    ll = result["log_likelihood"]
+    assert set(ll) == {"image", "image|label", "joint"}
+    for cell in (ll["image"]["multiple"], ll["image"]["single"], ll["image|label"]["multiple"], ll["image|label"]["single"], ll["joint"]):
+        assert isinstance(cell, float) and cell < 0
+    assert ll["joint"] < ll["image"]["multiple"]
+    assert 0 <= result["accuracy"]["label|image"] <= 1
+
+
+def test_evaluate_text_output(run_dir):
+    done = jmvae("evaluate", str(run_dir), "--k", "5", "--n-prior", "10", "--limit", "10", "--no-progress")
+    assert done.returncode == 0 and "log p(image|label) multiple" in done.stdout
+
+
+def test_sample_writes_a_png_grid(run_dir, tmp_path):
+    out = tmp_path / "threes.png"
+    done = jmvae("sample", str(run_dir), "--given", "label=3", "--n", "16", "--out", str(out), "--scale", "2")
+    assert done.returncode == 0, done.stderr
+    image = Image.open(out)
+    assert image.size == (2 * (4 * 9 + 1), 2 * (4 * 9 + 1)) and image.mode == "L"
+
+
+def test_train_resume_continues_and_refuses_to_clobber(run_dir, capsys):
+    assert main(["train", "--epochs", "2", "--out", str(run_dir), "--no-progress"]) == 2
+    assert "already holds a run; pass --resume" in capsys.readouterr().err
+    assert main(["train", "--epochs", "3", "--latent-dim", "8", "--hidden-dim", "64", "--out", str(run_dir),
+                 "--resume", "--no-progress"]) == 0
+    assert "epoch 3, step 45" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["sample", "RUN", "--given", "label=12", "--out", "x.png"], "class 12 is outside 0..9"),
+        (["sample", "RUN", "--given", "colour=3", "--out", "x.png"], "colour"),
+        (["sample", "RUN", "--given", "label", "--out", "x.png"], "expected NAME=VALUE"),
+        (["evaluate", "NOWHERE"], "is not a folder"),
+        (["train", "--model", "vae", "--alpha", "0.5", "--out", "NEW"], "--alpha applies to --model jmvae-kl only"),
+        (["train", "--data", "mnist", "--data-dir", "EMPTY", "--out", "NEW"], "put the four IDX files"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_2(run_dir, tmp_path, monkeypatch, args, message):
+    monkeypatch.setenv("JMVAE_MIRROR", "http://127.0.0.1:9/")
+    args = [str(run_dir) if a == "RUN" else str(tmp_path / a) if a in ("NOWHERE", "NEW", "EMPTY", "x.png") else a for a in args]
+    done = jmvae(*args)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_bad_flag_value_exits_2():
+    done = jmvae("train", "--epochs", "-3", "--out", "x")
+    assert done.returncode == 2 and "--epochs" in done.stderr
+
+
+def test_reproduce_writes_table_and_claims(tmp_path):
+    out = tmp_path / "table"
+    done = jmvae("reproduce", "digits", "--out", str(out), "--epochs", "1", "--latent-dim", "4", "--hidden-dim", "16",
+                 "--k", "5", "--n-prior", "10", "--limit", "20", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    table = json.loads((out / "table1.json").read_text())
+    assert list(table["models"]) == ["vae", "cvae", "cmma", "jmvae-zero", "jmvae-kl(alpha=0.01)", "jmvae-kl(alpha=0.1)", "jmvae-kl(alpha=1)"]
+    assert table["models"]["cvae"]["log_likelihood"]["image"] == {"multiple": None, "single": None}
+    assert table["models"]["vae"]["log_likelihood"]["image"]["single"] < 0
+    assert {"epochs", "seed", "train_seconds"} <= set(table["models"]["vae"])
+    assert len(table["claims"]) == 7 and all(c["holds"] in (True, False) for c in table["claims"][:5])
+    assert table["command"].startswith("jmvae reproduce digits") and table["hardware"]
+    assert "| jmvae-kl(alpha=0.01) |" in (out / "table1.md").read_text()
+    again = jmvae("reproduce", "digits", "--out", str(out), "--epochs", "1", "--latent-dim", "4", "--hidden-dim", "16",
+                  "--k", "5", "--n-prior", "10", "--limit", "20", "--no-progress")
+    assert again.returncode == 0 and again.stderr.count("already in") == 7
