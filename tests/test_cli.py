@@ -110,3 +110,12 @@ def test_reproduce_writes_table_and_claims(tmp_path):
     again = jmvae("reproduce", "digits", "--out", str(out), "--epochs", "1", "--latent-dim", "4", "--hidden-dim", "16",
                   "--k", "5", "--n-prior", "10", "--limit", "20", "--no-progress")
     assert again.returncode == 0 and again.stderr.count("already in") == 7
+
+
+def test_bench_json_reports_throughput_and_memory():
+    done = jmvae("bench", "--steps", "3", "--warmup-steps", "2", "--eval-points", "4", "--k", "20", "--threads", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    for key in ("train_samples_per_s", "eval_samples_per_s", "peak_rss_mb"):
+        assert result[key] > 0
+    assert result["config"]["k"] == 20 and "1 torch threads" in result["hardware"]

@@ -105,6 +105,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=positive_int, default=3, help="pixel magnification of the PNG")
     add_common(s)
 
+    b = sub.add_parser("bench", help="training and evaluation throughput and peak memory on the paper's MNIST model")
+    b.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    b.add_argument("--model", choices=MODEL_KINDS, default="jmvae-kl")
+    b.add_argument("--steps", type=positive_int, default=300, help="timed training steps (after --warmup-steps)")
+    b.add_argument("--warmup-steps", type=positive_int, default=30)
+    b.add_argument("--eval-points", type=positive_int, default=100, help="test points for the evaluation timing")
+    b.add_argument("--k", type=positive_int, default=1000, help="importance samples per test point")
+    b.add_argument("--chunk", type=positive_int, help="importance samples per pass (default: about 20,000 rows)")
+    b.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
+    b.add_argument("--data-dir", help="time on real MNIST from this folder (default: MNIST-shaped random data)")
+    b.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
     r = sub.add_parser("reproduce", help="train and evaluate every model of Table 1; write table1.md/json")
     r.add_argument("dataset", choices=DATASETS)
     r.add_argument("--out", required=True, help="folder for table1.md and table1.json")
@@ -252,7 +264,27 @@ def command_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": command_train, "evaluate": command_evaluate, "sample": command_sample, "reproduce": command_reproduce}
+def command_bench(args: argparse.Namespace) -> int:
+    from jmvae.bench import BenchConfig, bench
+    from jmvae.training import resolve_device
+
+    resolve_device(args.device)
+    config = BenchConfig(device=args.device, model=args.model, train_steps=args.steps, warmup_steps=args.warmup_steps,
+                         eval_points=args.eval_points, k=args.k, chunk=args.chunk, threads=args.threads,
+                         data_dir=args.data_dir)
+    result = bench(config)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.model} on {result['hardware']}")
+        print(f"  training:   {result['train_samples_per_s']:9.0f} samples/s (batch 100), peak RSS {result['train_peak_rss_mb']:.0f} MB")
+        print(f"  evaluation: {result['eval_samples_per_s']:9.0f} importance samples/s (k={args.k}), peak RSS {result['eval_peak_rss_mb']:.0f} MB")
+        if "peak_gpu_mb" in result:
+            print(f"  peak GPU memory: {result['peak_gpu_mb']:.0f} MB")
+    return 0
+
+
+COMMANDS = {"train": command_train, "evaluate": command_evaluate, "sample": command_sample, "reproduce": command_reproduce, "bench": command_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

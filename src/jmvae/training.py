@@ -17,6 +17,7 @@ import logging
 import math
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,22 @@ def epoch_permutation(n: int, seed: int, epoch: int, device: torch.device) -> to
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps)
+    """Adam with its fused kernel (one pass over all parameters) where torch has one for the
+    device: on this project's 2-core CPU it makes a JMVAE-kl step 1.6x faster than the default
+    multi-tensor Adam (benchmarks/), with the same update rule."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps, fused=True)
+    except (RuntimeError, TypeError):  # no fused kernel for this device or torch version
+        return torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps)
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load a saved optimizer state but keep this optimizer's implementation flags (fused,
+    foreach): they are a property of the machine, not of the run."""
+    flags = [{k: g.get(k) for k in ("fused", "foreach")} for g in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, saved in zip(optimizer.param_groups, flags):
+        group.update(saved)
 
 
 class _StopFlag:
@@ -96,10 +112,12 @@ def train(
     resume: bool = False,
     progress: bool = True,
     data_info: dict[str, Any] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train a model from ``model_config`` on ``data.train``; checkpoint into ``run_dir`` each epoch.
 
     ``resume=True`` continues from the run folder's latest checkpoint (its configs must match).
+    ``on_step(step)`` is called after every optimisation step (``jmvae bench`` times with it).
     """
     check_paired(model_config.modalities, data.train, f"{data.name} training data")
     device = resolve_device(train_config.device)
@@ -125,7 +143,7 @@ def train(
                 )
             weights, training_state, meta = ckpt.load_checkpoint(folder)
             ckpt.load_weights(model, weights, folder)
-            optimizer.load_state_dict(ckpt.unflatten_optimizer(training_state, meta["optimizer"]))
+            load_optimizer_state(optimizer, ckpt.unflatten_optimizer(training_state, meta["optimizer"]))
             torch.set_rng_state(training_state["rng/torch"])
             data_generator.set_state(training_state["rng/data"])
             if device.type == "cuda" and "rng/cuda" in training_state:
@@ -192,6 +210,8 @@ def train(
                 for key, value in terms.named().items():
                     sums[key] = sums.get(key, 0.0) + value.detach()
                 bar.update(1)
+                if on_step is not None:
+                    on_step(step)
                 if step % 50 == 0:
                     bar.set_postfix(epoch=epoch, loss=f"{float(terms.total.detach()):.2f}")
                 if stop.signal is not None:
