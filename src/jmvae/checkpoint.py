@@ -105,9 +105,47 @@ def save_checkpoint(
     state: dict[str, Any],
     rng: dict[str, torch.Tensor],
 ) -> Path:
-    """Write a checkpoint of the model, optimizer, RNG states and ``state`` (epoch, step, ...)."""
+    """Write a checkpoint of the model, optimizer, RNG states and ``state`` (epoch, step, ...).
+
+    If writing fails (a full disk, a folder gone read-only), the partial folder is removed, the
+    previous checkpoint stays current and ``CheckpointError`` says why.
+    """
     root = Path(run_dir) / "checkpoints"
     folder = root / f"step-{state['step']:09d}"
+    try:
+        return _write_checkpoint(root, folder, model, optimizer, state, rng)
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise CheckpointError(
+            f"could not write the checkpoint {folder} ({exc.strerror or exc}); free some space or fix the "
+            "folder's permissions, then resume: the previous checkpoint is intact"
+        ) from None
+
+
+def checkpoint_bytes(model: torch.nn.Module) -> int:
+    """About how many bytes one checkpoint of ``model`` takes (weights and Adam's two moments)."""
+    return 3 * sum(p.numel() * p.element_size() for p in model.parameters()) + (1 << 20)
+
+
+def check_free_space(run_dir: Path, model: torch.nn.Module) -> None:
+    """Refuse to start a run whose checkpoints cannot fit on the disk (two are on disk while one is written)."""
+    need = 2 * checkpoint_bytes(model)
+    free = shutil.disk_usage(run_dir).free
+    if free < need:
+        raise CheckpointError(
+            f"{run_dir}: {free / 2**20:.0f} MiB free on this disk, but checkpoints of this model need about "
+            f"{need / 2**20:.0f} MiB; free some space or choose another --out"
+        )
+
+
+def _write_checkpoint(
+    root: Path,
+    folder: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    rng: dict[str, torch.Tensor],
+) -> Path:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)

@@ -293,10 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(message)s")
     try:
         return COMMANDS[args.command](args)
-    except (JMVAEError, ValueError) as exc:
+    except (JMVAEError, ValueError, OSError) as exc:
         if args.debug:
             raise
-        print(f"jmvae {args.command}: error: {exc}", file=sys.stderr)
+        message = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.filename}: {exc.strerror}"
+        print(f"jmvae {args.command}: error: {' '.join(message.split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"jmvae {args.command}: interrupted", file=sys.stderr)

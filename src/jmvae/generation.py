@@ -25,6 +25,8 @@ def parse_given(config: ModelConfig, items: list[str], classes: tuple[str, ...] 
         name, sep, value = item.partition("=")
         if not sep:
             raise JMVAEError(f"--given {item!r}: expected NAME=VALUE, e.g. label=3")
+        if name.strip() not in config.names:
+            raise JMVAEError(f"--given {item!r}: unknown modality {name.strip()!r}; this model has {', '.join(config.names)}")
         modality = config.modality(name.strip())
         if modality.likelihood != "categorical":
             raise JMVAEError(f"--given {name}: only categorical modalities can be given on the command line")

@@ -155,6 +155,7 @@ def train(
             ckpt.write_atomic(run_path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
             logger.info("resuming %s at epoch %d, step %d", run_path, epoch, step)
         ckpt.save_run_config(run_path, run)
+        ckpt.check_free_space(run_path, model)
 
     images = [m.name for m in model_config.modalities if m.likelihood == "bernoulli"]
     train_data = {name: data.train[name].to(device) for name in model_config.names}
