@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import shutil
 import sys
@@ -43,6 +44,11 @@ def non_negative_float(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{value} must be >= 0")
     return value
+
+
+def add_distributed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the processes of a torchrun launch (also implied by torchrun's environment)")
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -89,12 +95,14 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     add_training(t)
     add_common(t)
+    add_distributed(t)
 
     e = sub.add_parser("evaluate", help="test log-likelihoods and accuracy of a trained run")
     e.add_argument("run_dir")
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     add_evaluation(e)
     add_common(e)
+    add_distributed(e)
 
     s = sub.add_parser("sample", help="generate images, e.g. from a label")
     s.add_argument("run_dir")
@@ -151,6 +159,9 @@ def eval_config(args: argparse.Namespace) -> EvalConfig:
 def command_train(args: argparse.Namespace) -> int:
     from jmvae.training import train
 
+    from jmvae import distributed
+
+    world = start_distributed(args)
     out = Path(args.out)
     if args.resume and args.overwrite:
         raise JMVAEError("--resume and --overwrite contradict each other; choose one")
@@ -165,23 +176,37 @@ def command_train(args: argparse.Namespace) -> int:
     alpha = (0.1 if args.alpha is None else args.alpha) if args.model == "jmvae-kl" else 0.0
     model_config = ModelConfig(args.model, data.modalities, args.latent_dim, args.hidden_dim, alpha=alpha)
     config = train_config(args, DEFAULT_EPOCHS[args.data])
-    if args.overwrite and out.exists():
+    distributed.barrier(world)  # every rank has checked the folder before rank 0 writes to it
+    if args.overwrite and out.exists() and world.is_main:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         for name in ("metrics.jsonl", "evaluation.json", "config.json"):
             (out / name).unlink(missing_ok=True)
+    distributed.barrier(world)
     result = train(model_config, config, data, out, resume=args.resume, progress=not args.no_progress,
                    data_info={"name": data.name})
     last = result.history[-1] if result.history else {}
+    if not world.is_main:
+        return 130 if result.interrupted else 0
     status = "stopped (checkpoint saved; --resume continues)" if result.interrupted else "trained"
     print(f"{status} {model_config.display_name} on {data.name}: epoch {result.epoch}, step {result.step}, "
           f"{result.seconds:.1f} s, last loss {last.get('loss', float('nan')):.3f}; run folder {out}", file=sys.stderr)
     return 130 if result.interrupted else 0
 
 
+def start_distributed(args: argparse.Namespace):
+    """Join a torchrun launch (``--distributed`` or torchrun's environment); sets ``args.device``."""
+    from jmvae import distributed
+
+    if args.distributed and not distributed.launched_by_torchrun():
+        raise JMVAEError("--distributed needs a torchrun launch, e.g. torchrun --nproc-per-node 2 -m jmvae train ...")
+    world, args.device = distributed.setup(args.device)
+    return world
+
+
 def check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
+        probe = folder / f".write-test-{os.getpid()}"
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:
@@ -192,9 +217,12 @@ def command_evaluate(args: argparse.Namespace) -> int:
     from jmvae.evaluation import evaluate
     from jmvae.training import load_model
 
+    world = start_distributed(args)
     model, run, state = load_model(args.run_dir, args.device)
     data = load_dataset(run.data["name"], args.data_dir)
     result = evaluate(model, data.test, eval_config(args), progress=not args.no_progress)
+    if not world.is_main:
+        return 0
     if args.json:
         print(json.dumps(result))
     else:

@@ -17,6 +17,10 @@ joint                  log p(x, w)                  q(z | x, w)
 log p(w) = log (1/N_w) sum_i p(w | z_i), z_i ~ p(z), with N_w = ``n_prior``. Accuracy w|x: the
 most probable class of p(w | z) at the mean of q(z | x). Cells a model cannot compute are None.
 All cells sharing a proposal share its k samples (one decoder pass per proposal).
+
+Test batch i draws its samples from a generator seeded by (seed, i): the estimates do not depend
+on which process evaluates which batch, so evaluation sharded across ranks (``torchrun``)
+gathers exactly the single-process numbers.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from jmvae import distributed
 from jmvae.config import EvalConfig
 from jmvae.data.checks import check_paired
 from jmvae.estimators import iw_log_likelihoods, log_marginal_by_prior, mean_and_sem
@@ -58,15 +63,18 @@ def evaluate(
     n_total = next(iter(test.values())).shape[0]
     n = min(n_total, config.limit) if config.limit else n_total
     device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    per_point: dict[str, list[Tensor]] = {}
+    world = distributed.current()
+    per_point: dict[str, dict[int, Tensor]] = {}
+    index = 0
 
     def add(cell: str, values: Tensor) -> None:
-        per_point.setdefault(cell, []).append(values.double().cpu())
+        per_point.setdefault(cell, {})[index] = values.double().cpu()
 
-    starts = range(0, n, config.batch_size)
-    for start in tqdm(starts, disable=not progress, unit="batch", desc=f"evaluate {model.config.display_name}"):
+    starts = list(enumerate(range(0, n, config.batch_size)))[world.rank :: world.size]
+    for index, start in tqdm(starts, disable=not (progress and world.is_main), unit="batch",
+                             desc=f"evaluate {model.config.display_name}"):
         batch = {k: v[start : min(n, start + config.batch_size)].to(device) for k, v in test.items() if k in names}
+        generator = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + index)
 
         def bounds(targets: Sequence[Sequence[str]], given: Sequence[str]) -> dict[tuple[str, ...], Tensor]:
             proposal = model.posterior(batch, given)
@@ -89,7 +97,11 @@ def evaluate(
                 predicted = model.decode(z)[ws[0]].logits.argmax(-1)
                 add("accuracy", (predicted == batch[ws[0]]).double())
 
-    cells = {cell: torch.cat(values) for cell, values in per_point.items()}
+    merged: dict[str, dict[int, Tensor]] = {}
+    for shard in distributed.gather_objects(per_point, world):
+        for cell, values in shard.items():
+            merged.setdefault(cell, {}).update(values)
+    cells = {cell: torch.cat([values[i] for i in sorted(values)]) for cell, values in merged.items()}
     stats = {cell: mean_and_sem(values) for cell, values in cells.items()}
 
     def mean(cell: str) -> float | None:

@@ -46,13 +46,21 @@ def kl_weight(step: int, steps_per_epoch: int, warmup_epochs: float) -> float:
     return min(1.0, step / (warmup_epochs * steps_per_epoch))
 
 
-def negative_elbo(model, batch: dict[str, Tensor], kl_weight: float = 1.0) -> tuple[LossTerms, object]:
+def negative_elbo(
+    model, batch: dict[str, Tensor], kl_weight: float = 1.0, noise: Tensor | None = None
+) -> tuple[LossTerms, object]:
     r"""-E_q[sum_m log p(x_m|z)] + kl_weight * KL(q || prior), batch mean; one z per datum.
 
-    Returns the terms and the posterior q (so JMVAE-kl can add its KL terms to it).
+    z = mean + std * noise (reparameterisation); ``noise`` (B, L) standard normal, drawn here
+    from torch's global generator when not given (the training loop gives it, so that data-
+    parallel ranks use the rows of one global draw). Returns the terms and the posterior q (so
+    JMVAE-kl can add its KL terms to it).
     """
     posterior = model.posterior(batch, model.inputs)
-    z = posterior.rsample()  # (B, L)
+    if noise is None:
+        z = posterior.rsample()  # (B, L)
+    else:
+        z = posterior.base_dist.loc + posterior.base_dist.scale * noise
     log_likelihoods = model.log_likelihoods(z, batch, model.generated)
     reconstruction = {name: ll.mean() for name, ll in log_likelihoods.items()}
     kl_prior = kl_divergence(posterior, model.prior(batch)).mean()

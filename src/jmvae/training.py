@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from jmvae import checkpoint as ckpt
+from jmvae import distributed
 from jmvae.config import ModelConfig, TrainConfig
 from jmvae.data import PairedData, binarize
 from jmvae.data.checks import check_paired
@@ -120,13 +121,15 @@ def train(
     ``on_step(step)`` is called after every optimisation step (``jmvae bench`` times with it).
     """
     check_paired(model_config.modalities, data.train, f"{data.name} training data")
-    device = resolve_device(train_config.device)
+    world, device_name = distributed.setup(train_config.device)
+    device = resolve_device(device_name)
     if train_config.threads:
         torch.set_num_threads(train_config.threads)
     torch.manual_seed(train_config.seed)
     model = build_model(model_config).to(device)
     optimizer = make_optimizer(model, train_config)
     data_generator = torch.Generator(device=device).manual_seed(train_config.seed + 1)
+    noise_generator = torch.Generator(device=device).manual_seed(train_config.seed + 2)
     step, epoch, start_index, elapsed = 0, 0, 0, 0.0
     history: list[dict[str, Any]] = []
 
@@ -146,16 +149,21 @@ def train(
             load_optimizer_state(optimizer, ckpt.unflatten_optimizer(training_state, meta["optimizer"]))
             torch.set_rng_state(training_state["rng/torch"])
             data_generator.set_state(training_state["rng/data"])
+            if "rng/noise" in training_state:  # absent from checkpoints of jmvae before data parallelism
+                noise_generator.set_state(training_state["rng/noise"])
             if device.type == "cuda" and "rng/cuda" in training_state:
                 torch.cuda.set_rng_state(training_state["rng/cuda"])
             step, epoch, start_index = meta["step"], meta["epoch"], meta["index_in_epoch"]
             elapsed = meta.get("seconds", 0.0)
             # a run killed between logging an epoch and checkpointing it logged that epoch twice
             history = [r for r in read_history(run_path) if r["step"] <= step]
-            ckpt.write_atomic(run_path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
+            if world.is_main:
+                ckpt.write_atomic(run_path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
             logger.info("resuming %s at epoch %d, step %d", run_path, epoch, step)
-        ckpt.save_run_config(run_path, run)
-        ckpt.check_free_space(run_path, model)
+        if world.is_main:
+            ckpt.save_run_config(run_path, run)
+            ckpt.check_free_space(run_path, model)
+        distributed.barrier(world)
 
     images = [m.name for m in model_config.modalities if m.likelihood == "bernoulli"]
     train_data = {name: data.train[name].to(device) for name in model_config.names}
@@ -167,16 +175,18 @@ def train(
         total_steps = min(total_steps, train_config.max_steps)
 
     def save(index_in_epoch: int, at_epoch: int) -> None:
-        if run_path is None:
+        if run_path is None or not world.is_main:
             return
-        rng = {"torch": torch.get_rng_state(), "data": data_generator.get_state()}
+        rng = {"torch": torch.get_rng_state(), "data": data_generator.get_state(), "noise": noise_generator.get_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state()
         state = {"step": step, "epoch": at_epoch, "index_in_epoch": index_in_epoch, "seconds": elapsed}
         ckpt.save_checkpoint(run_path, model, optimizer, state, rng)
 
     model.train()
-    bar = tqdm(total=total_steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
+    bar = tqdm(total=total_steps, initial=step, disable=not (progress and world.is_main), unit="step", dynamic_ncols=True)
+    parameters = list(model.parameters())
+    latent_dim = model_config.latent_dim
     interrupted = False
     with _StopFlag() as stop:
         while step < total_steps:
@@ -190,14 +200,25 @@ def train(
                 batch = {name: value[idx] for name, value in train_data.items()}
                 for name in images:
                     batch[name] = binarize(batch[name], data_generator)
+                noise = torch.randn((len(idx), latent_dim), generator=noise_generator, device=device)
+                share = 1.0
+                if world.enabled:  # this rank's rows of the global draws; see jmvae.distributed
+                    rows = world.rows(len(idx))
+                    batch = {name: value[rows] for name, value in batch.items()}
+                    noise = noise[rows]
+                    share = (rows.stop - rows.start) * world.size / len(idx)
                 weight = kl_weight(step, steps_per_epoch, train_config.warmup_epochs)
-                terms = model.loss(batch, weight, weight if train_config.warmup_all_kl else 1.0)
+                terms = model.loss(batch, weight, weight if train_config.warmup_all_kl else 1.0, noise)
                 optimizer.zero_grad(set_to_none=True)
-                terms.total.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(
-                    model.parameters(), train_config.clip_grad_norm or float("inf")
-                )
-                if not (torch.isfinite(terms.total) and torch.isfinite(grad_norm)):
+                (terms.total * share if world.enabled else terms.total).backward()
+                distributed.average_gradients(parameters, world)
+                grad_norm = torch.nn.utils.clip_grad_norm_(parameters, train_config.clip_grad_norm or float("inf"))
+                bad = not (torch.isfinite(terms.total) and torch.isfinite(grad_norm))
+                if world.enabled:
+                    bad, stopping = distributed.any_rank([bad, stop.signal is not None], world, device)
+                    if stopping and stop.signal is None:
+                        stop.signal = signal.SIGTERM  # another rank was signalled
+                if bad:
                     bar.close()
                     raise DivergenceError(
                         f"training diverged at step {step} (epoch {epoch}): loss {float(terms.total.detach()):.4g}, "
@@ -220,11 +241,13 @@ def train(
             elapsed += time.perf_counter() - started
             finished_epoch = index >= steps_per_epoch
             if count:
+                if world.enabled:
+                    sums = {k: v / world.size for k, v in distributed.sum_across(sums, world).items()}
                 record = {"epoch": epoch + 1 if finished_epoch else epoch, "step": step, "kl_weight": weight,
                           "seconds": round(elapsed, 3), **{k: float(v) / count for k, v in sums.items()}}
                 if finished_epoch:
                     history.append(record)
-                    if run_path is not None:
+                    if run_path is not None and world.is_main:
                         with open(run_path / "metrics.jsonl", "a") as f:
                             f.write(json.dumps(record) + "\n")
             if finished_epoch:

@@ -86,9 +86,9 @@ class MultimodalModel(nn.Module):
         """
         return self.posterior(batch, given)
 
-    def loss(self, batch: Batch, kl_weight: float = 1.0, alpha_weight: float = 1.0) -> LossTerms:
-        """The negative training bound (ELBO for the baselines and JMVAE-zero)."""
-        terms, _ = negative_elbo(self, batch, kl_weight)
+    def loss(self, batch: Batch, kl_weight: float = 1.0, alpha_weight: float = 1.0, noise: Tensor | None = None) -> LossTerms:
+        """The negative training bound (ELBO for the baselines and JMVAE-zero); ``noise``: see ``negative_elbo``."""
+        terms, _ = negative_elbo(self, batch, kl_weight, noise)
         return terms
 
     # -- helpers ----------------------------------------------------------------------------

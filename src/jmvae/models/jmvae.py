@@ -57,8 +57,8 @@ class JMVAE(MultimodalModel):
         experts = [self.unimodal_encoders[name](inputs[name]) for name in given]
         return experts[0] if len(experts) == 1 else product_of_gaussians(experts)
 
-    def loss(self, batch: Batch, kl_weight: float = 1.0, alpha_weight: float = 1.0) -> LossTerms:
-        terms, joint = negative_elbo(self, batch, kl_weight)
+    def loss(self, batch: Batch, kl_weight: float = 1.0, alpha_weight: float = 1.0, noise: torch.Tensor | None = None) -> LossTerms:
+        terms, joint = negative_elbo(self, batch, kl_weight, noise)
         if self.config.kind == "jmvae-kl":
             terms.kl_unimodal = unimodal_kl(self, batch, joint)
             terms.total = terms.total + self.config.alpha * alpha_weight * sum(terms.kl_unimodal.values())
