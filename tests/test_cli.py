@@ -119,3 +119,11 @@ def test_bench_json_reports_throughput_and_memory():
     for key in ("train_samples_per_s", "eval_samples_per_s", "peak_rss_mb"):
         assert result[key] > 0
     assert result["config"]["k"] == 20 and "1 torch threads" in result["hardware"]
+
+
+def test_bf16_evaluation_stays_close_to_float32(run_dir):
+    args = ["evaluate", str(run_dir), "--k", "50", "--n-prior", "50", "--limit", "50", "--json", "--no-progress"]
+    fp32, bf16 = (json.loads(jmvae(*args, "--precision", p).stdout)["log_likelihood"] for p in ("fp32", "bf16"))
+    for cell in ("image", "image|label"):
+        for bound in ("multiple", "single"):
+            assert abs(fp32[cell][bound] - bf16[cell][bound]) < 0.01 * abs(fp32[cell][bound])

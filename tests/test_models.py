@@ -162,3 +162,14 @@ def test_config_validation():
         Modality("x", (3,), "poisson")
     with pytest.raises(ValueError):
         Modality("x", (0,), "bernoulli")
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (5,)])
+def test_fast_bernoulli_log_prob_equals_the_distribution(shape):
+    from jmvae.likelihoods import log_prob
+
+    m = Modality("image", shape, "bernoulli")
+    features = math.prod(shape)
+    logits = torch.randn(7, 4, features, dtype=torch.float64) * 5
+    x = torch.randint(0, 2, (4, *shape)).double()
+    torch.testing.assert_close(log_prob(m, logits, x), distribution(m, logits).log_prob(x))

@@ -20,6 +20,7 @@ import multiprocessing
 import resource
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ class BenchConfig:
     chunk: int | None = None
     threads: int | None = None
     data_dir: str | None = None
+    precision: str = "fp32"
 
 
 def bench_data(config: BenchConfig):
@@ -112,11 +114,13 @@ def eval_phase(config: BenchConfig) -> dict[str, Any]:
     x = names[0]
     test = {k: v[: config.eval_points].to(config.device) for k, v in data.test.items()}
 
+    precision = torch.autocast(torch.device(config.device).type, dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
+
     def run(points: int) -> float:
         started = time.perf_counter()
         for start in range(0, points, config.eval_batch_size):
             batch = {k: v[start : min(points, start + config.eval_batch_size)] for k, v in test.items()}
-            with torch.inference_mode():
+            with torch.inference_mode(), precision:
                 proposal = model.posterior(batch, names)
                 iw_log_likelihoods(model, batch, [(x,), names], proposal, config.k, config.chunk)
         synchronize(config.device)

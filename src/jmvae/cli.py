@@ -19,7 +19,7 @@ import torch
 
 from jmvae import __version__
 from jmvae.checkpoint import load_run_config
-from jmvae.config import MODEL_KINDS, EvalConfig, ModelConfig, TrainConfig
+from jmvae.config import MODEL_KINDS, PRECISIONS, EvalConfig, ModelConfig, TrainConfig
 from jmvae.data import DATASETS, load_dataset
 from jmvae.errors import CheckpointError, JMVAEError
 
@@ -76,8 +76,10 @@ def add_evaluation(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-prior", type=positive_int, default=5000, help="prior samples for log p(w) (default 5000)")
     p.add_argument("--limit", type=positive_int, help="evaluate only the first N test points")
     p.add_argument("--eval-batch-size", type=positive_int, default=100)
-    p.add_argument("--chunk", type=positive_int, help="importance samples per pass (default: about 20,000 rows)")
+    p.add_argument("--chunk", type=positive_int, help="importance samples per pass (default: about 2,500 latent rows on a CPU, 200,000 on a GPU)")
     p.add_argument("--eval-seed", type=int, default=0)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="bf16: matrix products in bfloat16 (2.5x faster on CPUs with AMX; default fp32)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -120,8 +122,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--warmup-steps", type=positive_int, default=30)
     b.add_argument("--eval-points", type=positive_int, default=100, help="test points for the evaluation timing")
     b.add_argument("--k", type=positive_int, default=1000, help="importance samples per test point")
-    b.add_argument("--chunk", type=positive_int, help="importance samples per pass (default: about 20,000 rows)")
+    b.add_argument("--chunk", type=positive_int, help="importance samples per pass (default: about 2,500 latent rows on a CPU, 200,000 on a GPU)")
     b.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
+    b.add_argument("--precision", choices=PRECISIONS, default="fp32", help="evaluation precision (default fp32)")
     b.add_argument("--data-dir", help="time on real MNIST from this folder (default: MNIST-shaped random data)")
     b.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -153,7 +156,7 @@ def train_config(args: argparse.Namespace, epochs_default: int) -> TrainConfig:
 
 def eval_config(args: argparse.Namespace) -> EvalConfig:
     return EvalConfig(k=args.k, n_prior=args.n_prior, limit=args.limit, batch_size=args.eval_batch_size,
-                      chunk=args.chunk, seed=args.eval_seed)
+                      chunk=args.chunk, seed=args.eval_seed, precision=args.precision)
 
 
 def command_train(args: argparse.Namespace) -> int:
@@ -298,7 +301,7 @@ def command_bench(args: argparse.Namespace) -> int:
 
     resolve_device(args.device)
     config = BenchConfig(device=args.device, model=args.model, train_steps=args.steps, warmup_steps=args.warmup_steps,
-                         eval_points=args.eval_points, k=args.k, chunk=args.chunk, threads=args.threads,
+                         eval_points=args.eval_points, k=args.k, chunk=args.chunk, threads=args.threads, precision=args.precision,
                          data_dir=args.data_dir)
     result = bench(config)
     if args.json:

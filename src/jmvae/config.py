@@ -116,6 +116,9 @@ class ModelConfig:
         return cls(**data)
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings. Defaults follow the authors' MNIST code (SETUP.md).
@@ -164,7 +167,12 @@ class TrainConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     """Evaluation protocol (Appendix B): ``k`` importance samples per bound, ``n_prior`` prior
-    samples for log p(w), ``limit`` test points (None: all), ``chunk`` samples per pass."""
+    samples for log p(w), ``limit`` test points (None: all), ``chunk`` samples per pass.
+
+    ``precision="bf16"`` runs the networks' matrix products in bfloat16 (autocast; likelihoods
+    and weights stay float32): 2.5x faster on a CPU with AMX, estimates within 0.01 nats of
+    float32 on MNIST (docs/benchmarks.md). The paper's table is measured in float32.
+    """
 
     k: int = 1000
     n_prior: int = 5000
@@ -172,8 +180,11 @@ class EvalConfig:
     batch_size: int = 100
     chunk: int | None = None
     seed: int = 0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r} is not one of {PRECISIONS}")
         if self.k < 1 or self.n_prior < 1:
             raise ValueError("k and n_prior must be >= 1")
         if self.limit is not None and self.limit < 1:

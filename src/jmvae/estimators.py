@@ -28,8 +28,16 @@ from jmvae.models.base import Batch, MultimodalModel
 TargetSets = Sequence[Sequence[str]]
 
 
-def default_chunk(batch_size: int, rows: int = 20_000) -> int:
-    """Samples per chunk so that one chunk decodes about ``rows`` latent vectors."""
+CHUNK_ROWS = {"cpu": 2_500, "cuda": 200_000}
+
+
+def default_chunk(batch_size: int, device: torch.device | str = "cpu") -> int:
+    """Samples per chunk so that one chunk decodes about ``CHUNK_ROWS[device]`` latent vectors.
+
+    On the CPU small chunks keep the decoder's activations in cache: on this project's 2-core
+    machine 2,500 rows run 1.8x faster than 20,000 (benchmarks/); a GPU wants large ones.
+    """
+    rows = CHUNK_ROWS.get(torch.device(device).type, CHUNK_ROWS["cuda"])
     return max(1, rows // max(1, batch_size))
 
 
@@ -54,8 +62,9 @@ def iw_log_likelihoods(
         raise ValueError(f"k must be >= 1, got {k}")
     target_sets = [tuple(t) for t in target_sets]
     names = sorted({n for t in target_sets for n in t})
-    batch_size = next(iter(batch.values())).shape[0]
-    chunk = chunk or default_chunk(batch_size)
+    first = next(iter(batch.values()))
+    batch_size = first.shape[0]
+    chunk = chunk or default_chunk(batch_size, first.device)
     totals = {t: None for t in target_sets}
     done = 0
     while done < k:

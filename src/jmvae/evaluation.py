@@ -26,6 +26,7 @@ gathers exactly the single-process numbers.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,44 +59,21 @@ def evaluate(
     check_paired(model.config.modalities, test, "test data")
     model.eval()
     x, ws, key_x, key_xw = table_keys(model)
-    kind = model.config.kind
     names = model.config.names
     n_total = next(iter(test.values())).shape[0]
     n = min(n_total, config.limit) if config.limit else n_total
     device = next(model.parameters()).device
     world = distributed.current()
     per_point: dict[str, dict[int, Tensor]] = {}
-    index = 0
-
-    def add(cell: str, values: Tensor) -> None:
-        per_point.setdefault(cell, {})[index] = values.double().cpu()
-
+    precision = torch.autocast(device.type, dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
     starts = list(enumerate(range(0, n, config.batch_size)))[world.rank :: world.size]
     for index, start in tqdm(starts, disable=not (progress and world.is_main), unit="batch",
                              desc=f"evaluate {model.config.display_name}"):
         batch = {k: v[start : min(n, start + config.batch_size)].to(device) for k, v in test.items() if k in names}
         generator = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + index)
-
-        def bounds(targets: Sequence[Sequence[str]], given: Sequence[str]) -> dict[tuple[str, ...], Tensor]:
-            proposal = model.posterior(batch, given)
-            return iw_log_likelihoods(model, batch, targets, proposal, config.k, config.chunk, generator)
-
-        if kind == "vae":
-            add("x/single", bounds([(x,)], (x,))[(x,)])
-        elif kind in ("cvae", "cmma"):
-            add("x|w/multiple", bounds([(x,)], names)[(x,)])
-        else:
-            both = bounds([(x,), names], names)
-            log_pw = log_marginal_by_prior(model, batch, ws, config.n_prior, config.chunk, generator)
-            add("x/multiple", both[(x,)])
-            add("joint", both[names])
-            add("x|w/multiple", both[names] - log_pw)
-            add("x/single", bounds([(x,)], (x,))[(x,)])
-            add("x|w/single", bounds([names], ws)[names] - log_pw)
-            if len(ws) == 1 and model.config.modality(ws[0]).likelihood == "categorical":
-                z = model.posterior(batch, (x,)).mean
-                predicted = model.decode(z)[ws[0]].logits.argmax(-1)
-                add("accuracy", (predicted == batch[ws[0]]).double())
+        with precision:
+            for cell, values in batch_cells(model, batch, config, generator).items():
+                per_point.setdefault(cell, {})[index] = values.double().cpu()
 
     merged: dict[str, dict[int, Tensor]] = {}
     for shard in distributed.gather_objects(per_point, world):
@@ -128,3 +106,33 @@ def evaluate(
         "accuracy": {accuracy_key: mean("accuracy")} if accuracy_key else {},
         "eval_seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def batch_cells(model: MultimodalModel, batch: dict[str, Tensor], config: EvalConfig,
+                generator: torch.Generator) -> dict[str, Tensor]:
+    """Every cell the model defines, per test point of ``batch`` (see the module's table)."""
+    x, ws, _, _ = table_keys(model)
+    names = model.config.names
+    out: dict[str, Tensor] = {}
+
+    def bounds(targets: Sequence[Sequence[str]], given: Sequence[str]) -> dict[tuple[str, ...], Tensor]:
+        proposal = model.posterior(batch, given)
+        return iw_log_likelihoods(model, batch, targets, proposal, config.k, config.chunk, generator)
+
+    if model.config.kind == "vae":
+        out["x/single"] = bounds([(x,)], (x,))[(x,)]
+    elif model.config.kind in ("cvae", "cmma"):
+        out["x|w/multiple"] = bounds([(x,)], names)[(x,)]
+    else:
+        both = bounds([(x,), names], names)
+        log_pw = log_marginal_by_prior(model, batch, ws, config.n_prior, config.chunk, generator)
+        out["x/multiple"] = both[(x,)]
+        out["joint"] = both[names]
+        out["x|w/multiple"] = both[names] - log_pw
+        out["x/single"] = bounds([(x,)], (x,))[(x,)]
+        out["x|w/single"] = bounds([names], ws)[names] - log_pw
+        if len(ws) == 1 and model.config.modality(ws[0]).likelihood == "categorical":
+            z = model.posterior(batch, (x,)).mean
+            predicted = model.decode(z)[ws[0]].logits.argmax(-1)
+            out["accuracy"] = (predicted == batch[ws[0]]).double()
+    return out

@@ -42,6 +42,20 @@ def distribution(modality: Modality, params: Tensor) -> Distribution:
     )
 
 
+def log_prob(modality: Modality, params: Tensor, value: Tensor) -> Tensor:
+    """log p(value | params), summed over the modality's elements; shape ``params.shape[:-1]``.
+
+    Same number as ``distribution(modality, params).log_prob(value)``. For Bernoulli data it is
+    computed as sum_d log sigmoid((2 x_d - 1) l_d) (logits l): two passes over the decoder's
+    output instead of binary cross-entropy's five, which matters when an importance-weighted
+    bound decodes k x batch images.
+    """
+    if modality.likelihood == "bernoulli":
+        sign = (2 * value - 1).reshape(*value.shape[: value.dim() - len(modality.shape)], -1)
+        return F.logsigmoid(params * sign).sum(-1)
+    return distribution(modality, params).log_prob(value)
+
+
 def mean(modality: Modality, dist: Distribution) -> Tensor:
     """The expected value of a datum under ``dist``: pixel probabilities, class probabilities, means."""
     if modality.likelihood == "categorical":

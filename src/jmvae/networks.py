@@ -42,7 +42,7 @@ class GaussianHead(nn.Module):
         self.min_variance = min_variance
 
     def forward(self, h: Tensor) -> Independent:
-        mean, pre_variance = self.linear(h).chunk(2, dim=-1)
+        mean, pre_variance = self.linear(h).float().chunk(2, dim=-1)  # float32 even under bf16 autocast
         variance = F.softplus(pre_variance) + self.min_variance
         return Independent(Normal(mean, variance.sqrt(), validate_args=False), 1)
 

@@ -35,6 +35,7 @@ ROWS: tuple[tuple[str, float], ...] = (
     ("jmvae-kl", 1.0),
 )
 
+PROTOCOL_DEFAULTS = {"precision": "fp32"}  # what rows written before a protocol key existed were measured with
 SAME_NATS = 0.5  # two log-likelihoods within this many nats count as "the same"
 MUCH_NATS = 1.0  # "much lower" / "significantly" means by more than this many nats
 
@@ -95,13 +96,13 @@ def reproduce(
         steps_needed = min(steps_needed, config.train.max_steps)
     protocol = {"data": data.name, "steps": steps_needed, "seed": config.train.seed, "k": config.evaluation.k,
                 "n_prior": config.evaluation.n_prior, "limit": config.evaluation.limit,
-                "eval_seed": config.evaluation.seed}
+                "eval_seed": config.evaluation.seed, "precision": config.evaluation.precision}
     alphas = {row_name(k, a): (k, a) for k, a in ROWS}
     table: dict[str, Any] = {}
     for name in config.rows:
         kind, alpha = alphas[name]
         previous = read_table(config.out).get(name)
-        if previous is not None and previous.get("protocol") == protocol:
+        if previous is not None and {**PROTOCOL_DEFAULTS, **previous.get("protocol", {})} == protocol:
             log(f"[{name}] already in {config.out / 'table1.json'} with this protocol")
             continue
         run_dir = config.runs / run_folder_name(name)

@@ -71,8 +71,8 @@ class MultimodalModel(nn.Module):
         h = self.decoder_input(z, batch)
         out = {}
         for name in names:
-            dist = likelihoods.distribution(self.config.modality(name), self.decoders[name](h))
-            out[name] = dist.log_prob(batch[name])
+            params = self.decoders[name](h).float()  # likelihoods in float32, even under bf16 autocast
+            out[name] = likelihoods.log_prob(self.config.modality(name), params, batch[name])
         return out
 
     # -- inference --------------------------------------------------------------------------
