@@ -130,3 +130,20 @@ def test_mean_and_sem():
     mean, sem = mean_and_sem(torch.tensor([1.0, 2.0, 3.0, 4.0]))
     assert mean == 2.5
     assert sem == pytest.approx(torch.tensor([1.0, 2.0, 3.0, 4.0]).std().item() / 2)
+
+
+def test_memory_is_bounded_by_the_chunk_not_by_k(model, monkeypatch):
+    """However large k is, no pass draws (and decodes) more than ``chunk`` samples at once."""
+    from jmvae import estimators
+
+    drawn = []
+    real_sample = estimators.sample
+
+    def recording_sample(proposal, s, batch_size, generator):
+        drawn.append(s)
+        return real_sample(proposal, s, batch_size, generator)
+
+    monkeypatch.setattr(estimators, "sample", recording_sample)
+    batch = model.data(3)
+    iw_log_likelihood(model, batch, ["x"], proposal=model.exact_posterior(batch["x"]), k=10_000, chunk=64)
+    assert sum(drawn) == 10_000 and max(drawn) == 64

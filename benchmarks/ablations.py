@@ -1,0 +1,112 @@
+"""A/B measurements behind docs/benchmarks.md: one JMVAE-kl step or one bound, one change at a time.
+
+    .venv/bin/python benchmarks/ablations.py optimizer   # default multi-tensor Adam vs fused Adam
+    .venv/bin/python benchmarks/ablations.py clip        # gradient-norm clipping: default vs foreach
+    .venv/bin/python benchmarks/ablations.py compile     # eager loss vs torch.compile'd loss
+    .venv/bin/python benchmarks/ablations.py bf16        # training step and bound in float32 vs bf16 autocast
+    .venv/bin/python benchmarks/ablations.py chunk       # estimator rows per chunk: 20,000 ... 1,000
+    .venv/bin/python benchmarks/ablations.py bernoulli   # binary cross-entropy vs log sigmoid((2x-1) l)
+
+Paper architecture (z = 64, hidden 512, alpha = 0.1), batch 100, MNIST-shaped random data (the
+speed of these dense products does not depend on the values). Run on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from jmvae import ModelConfig, build_model
+from jmvae.data import binarize, image_label_modalities
+from jmvae.estimators import iw_log_likelihoods
+
+
+def model_and_data():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("jmvae-kl", image_label_modalities(28, 28, 10), 64, 512, alpha=0.1))
+    return model, torch.rand(6000, 28, 28), torch.randint(0, 10, (6000,))
+
+
+def train_rate(fused: bool = True, foreach_clip: bool | None = None, compiled: bool = False, bf16: bool = False,
+               steps: int = 200) -> float:
+    model, x, w = model_and_data()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4, fused=fused)
+    generator = torch.Generator().manual_seed(0)
+    loss_fn = lambda b, noise: model.loss(b, 1.0, 1.0, noise).total  # noqa: E731
+    loss_fn = torch.compile(loss_fn) if compiled else loss_fn
+    precision = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+
+    def step(i: int) -> None:
+        idx = torch.arange(i * 100 % 6000, i * 100 % 6000 + 100)
+        batch = {"image": binarize(x[idx], generator), "label": w[idx]}
+        with precision():
+            loss = loss_fn(batch, torch.randn(100, 64))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0, foreach=foreach_clip)
+        optimizer.step()
+
+    for i in range(20):
+        step(i)
+    started = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    return steps * 100 / (time.perf_counter() - started)
+
+
+def bound_rate(batch_size: int, chunk: int | None, bf16: bool = False, images: int = 200) -> float:
+    model, _, _ = model_and_data()
+    model.eval()
+    x, w = (torch.rand(images, 28, 28) < 0.3).float(), torch.randint(0, 10, (images,))
+    precision = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    started = time.perf_counter()
+    for s in range(0, images, batch_size):
+        batch = {"image": x[s : s + batch_size], "label": w[s : s + batch_size]}
+        with torch.inference_mode(), precision:
+            q = model.posterior(batch, ("image", "label"))
+            iw_log_likelihoods(model, batch, [("image",)], q, 1000, chunk)
+    return images * 1000 / (time.perf_counter() - started)
+
+
+def bernoulli_ms() -> dict[str, float]:
+    logits, x = torch.randn(100, 25, 784), (torch.rand(25, 784) < 0.3).float()
+    sign = 2 * x - 1
+    variants = {
+        "binary_cross_entropy_with_logits": lambda: -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1),
+        "logsigmoid((2x-1) l)": lambda: F.logsigmoid(logits * sign).sum(-1),
+    }
+    out = {}
+    for name, f in variants.items():
+        f()
+        started = time.perf_counter()
+        for _ in range(20):
+            f()
+        out[name] = (time.perf_counter() - started) / 20 * 1e3
+    return out
+
+
+def main() -> None:
+    what = sys.argv[1] if len(sys.argv) > 1 else "optimizer"
+    if what == "optimizer":
+        print({"adam (multi-tensor)": train_rate(fused=False), "adam fused": train_rate(fused=True)})
+    elif what == "clip":
+        print({"clip default": train_rate(foreach_clip=None), "clip foreach": train_rate(foreach_clip=True)})
+    elif what == "compile":
+        print({"eager": train_rate(), "torch.compile": train_rate(compiled=True)})
+    elif what == "bf16":
+        print({"train fp32": train_rate(), "train bf16": train_rate(bf16=True),
+               "bound fp32": bound_rate(100, 25), "bound bf16": bound_rate(100, 25, bf16=True)})
+    elif what == "chunk":
+        print({f"{rows} rows": bound_rate(100, rows // 100) for rows in (20_000, 10_000, 5_000, 2_500, 1_000)})
+    elif what == "bernoulli":
+        print({k: f"{v:.2f} ms" for k, v in bernoulli_ms().items()})
+    else:
+        raise SystemExit(f"unknown ablation {what!r}; see the docstring")
+
+
+if __name__ == "__main__":
+    main()
