@@ -107,6 +107,8 @@ def test_reproduce_writes_table_and_claims(tmp_path):
     assert len(table["claims"]) == 7 and all(c["holds"] in (True, False) for c in table["claims"][:5])
     assert table["command"].startswith("jmvae reproduce digits") and table["hardware"]
     assert "| jmvae-kl(alpha=0.01) |" in (out / "table1.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "figures/jmvae-zero/generation.png" in report and (out / "figures" / "jmvae-zero" / "generation.png").is_file()
     again = jmvae("reproduce", "digits", "--out", str(out), "--epochs", "1", "--latent-dim", "4", "--hidden-dim", "16",
                   "--k", "5", "--n-prior", "10", "--limit", "20", "--no-progress")
     assert again.returncode == 0 and again.stderr.count("already in") == 7
@@ -127,3 +129,18 @@ def test_bf16_evaluation_stays_close_to_float32(run_dir):
     for cell in ("image", "image|label"):
         for bound in ("multiple", "single"):
             assert abs(fp32[cell][bound] - bf16[cell][bound]) < 0.01 * abs(fp32[cell][bound])
+
+
+def test_plot_writes_the_figures(run_dir, tmp_path):
+    vae = tmp_path / "vae"
+    assert main(["train", "--model", "vae", "--max-steps", "5", "--latent-dim", "8", "--hidden-dim", "64",
+                 "--out", str(vae), "--no-progress"]) == 0
+    done = jmvae("plot", str(run_dir), "--compare", str(vae), "--out", str(tmp_path / "fig"), "--points", "200")
+    assert done.returncode == 0, done.stderr
+    names = sorted(Path(line).name for line in done.stdout.split())
+    assert names == ["curves.png", "generation.png", "latent.png", "reconstructions.png"]
+    latent = Image.open(tmp_path / "fig" / "latent.png")
+    assert latent.width > 1.5 * latent.height, "two latent maps side by side"
+    done = jmvae("plot", str(vae), "--out", str(tmp_path / "vae-fig"), "--embedding", "tsne", "--points", "100")
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "vae-fig" / "generation.png").exists(), "a VAE cannot generate from a label"

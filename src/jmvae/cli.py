@@ -1,4 +1,4 @@
-"""The ``jmvae`` command line: train, evaluate, sample, reproduce.
+"""The ``jmvae`` command line: train, evaluate, sample, reproduce, bench, plot, serve.
 
 Errors in the user's input (data, flags, run folders, checkpoints) print one line and exit 2;
 ``--debug`` shows the traceback instead.
@@ -127,6 +127,21 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--precision", choices=PRECISIONS, default="fp32", help="evaluation precision (default fp32)")
     b.add_argument("--data-dir", help="time on real MNIST from this folder (default: MNIST-shaped random data)")
     b.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    pl = sub.add_parser("plot", help="the paper's figures for a run: latent space, generation, reconstructions, curves")
+    pl.add_argument("run_dir")
+    pl.add_argument("--out", help="folder for the PNG files (default: RUN_DIR/figures)")
+    pl.add_argument("--compare", help="another run (e.g. a VAE or CVAE) whose latent space is drawn beside this one")
+    pl.add_argument("--embedding", choices=("pca", "tsne"), default="pca", help="2-D embedding of the latent means")
+    pl.add_argument("--points", type=positive_int, default=2000, help="test points in the latent map (default 2000)")
+    pl.add_argument("--seed", type=int, default=0)
+    add_common(pl)
+
+    sv = sub.add_parser("serve", help="a local web page to explore a trained run")
+    sv.add_argument("run_dir")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000)
+    add_common(sv)
 
     r = sub.add_parser("reproduce", help="train and evaluate every model of Table 1; write table1.md/json")
     r.add_argument("dataset", choices=DATASETS)
@@ -315,7 +330,27 @@ def command_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": command_train, "evaluate": command_evaluate, "sample": command_sample, "reproduce": command_reproduce, "bench": command_bench}
+def command_plot(args: argparse.Namespace) -> int:
+    from jmvae.plots import plot_run
+
+    out = Path(args.out) if args.out else Path(args.run_dir) / "figures"
+    check_writable(out)
+    written = plot_run(Path(args.run_dir), out, compare=Path(args.compare) if args.compare else None,
+                       embedding=args.embedding, points=args.points, seed=args.seed, device=args.device,
+                       data_dir=args.data_dir)
+    for path in written:
+        print(path)
+    return 0
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    from jmvae.explorer import serve
+
+    serve(Path(args.run_dir), host=args.host, port=args.port, device=args.device, data_dir=args.data_dir)
+    return 0
+
+
+COMMANDS = {"train": command_train, "evaluate": command_evaluate, "sample": command_sample, "reproduce": command_reproduce, "bench": command_bench, "plot": command_plot, "serve": command_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

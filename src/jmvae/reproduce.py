@@ -23,6 +23,7 @@ from jmvae import checkpoint as ckpt
 from jmvae.config import EvalConfig, ModelConfig, TrainConfig
 from jmvae.data import PairedData
 from jmvae.evaluation import evaluate
+from jmvae.plots import model_figures
 from jmvae.training import load_model, train
 
 ROWS: tuple[tuple[str, float], ...] = (
@@ -57,6 +58,7 @@ class ReproduceConfig:
     latent_dim: int = 64
     hidden_dim: int = 512
     rows: tuple[str, ...] = tuple(row_name(k, a) for k, a in ROWS)
+    figures: bool = True
 
 
 def hardware() -> str:
@@ -121,6 +123,9 @@ def reproduce(
         row = {**result, "epochs": state["epoch"], "steps": state["step"], "seed": run.train.seed,
                "train_seconds": round(state.get("seconds", 0.0), 1), "protocol": protocol}
         ckpt.write_json(run_dir / "evaluation.json", row)
+        if config.figures:
+            log(f"[{name}] figures in {config.out / 'figures' / run_folder_name(name)}")
+            model_figures(model, run_dir, data, config.out / "figures" / run_folder_name(name), seed=config.evaluation.seed)
         table = write_outputs(config.out, {name: row}, command)
     return write_outputs(config.out, {}, command)
 
@@ -141,6 +146,7 @@ def write_outputs(out: Path, new_rows: dict[str, Any], command: str) -> dict[str
         table = {"models": models, "claims": check_claims(models), "command": command, "hardware": hardware()}
         ckpt.write_json(out / "table1.json", table)
         ckpt.write_atomic(out / "table1.md", render_markdown(table).encode())
+        ckpt.write_atomic(out / "report.md", render_report(table, out).encode())
     return table
 
 
@@ -281,3 +287,35 @@ def render_markdown(table: dict[str, Any]) -> str:
         verdict = {True: "holds", False: "does not hold", None: "not checked"}[claim["holds"]]
         lines.append(f"- **{verdict}**: {claim['claim']}  \n  {claim['evidence']}")
     return "\n".join(lines) + "\n"
+
+
+def render_report(table: dict[str, Any], out: Path) -> str:
+    """table1.md followed by every model's figures found under OUT/figures/<row>/ (report.md)."""
+    lines = [render_markdown(table).replace("# Table 1", "# Report: Table 1", 1), "## Figures", ""]
+    figures = out / "figures"
+    rows = [name for name in table["models"] if (figures / run_folder_name(name)).is_dir()]
+    if not rows:
+        return "\n".join(lines + ["No figures yet (they are drawn after each model's evaluation).", ""])
+
+    def image(name: str, figure: str) -> str:
+        path = figures / run_folder_name(name) / figure
+        return f"![{name} {figure}](figures/{run_folder_name(name)}/{figure})" if path.is_file() else "—"
+
+    sections = [
+        ("Images generated from the label alone (Appendix E, Figure 7)", "generation.png",
+         "One row per label. JMVAE-kl draws z from its label encoder q(z|w); JMVAE-zero from the joint "
+         "encoder with the image zero-filled, which the paper shows collapsing; the CMMA from p(z|w), the "
+         "CVAE from N(0, I) with w given to the decoder."),
+        ("Latent space of the test set (Figure 3)", "latent.png",
+         "PCA of the means of each model's training posterior, coloured by label."),
+        ("Reconstructions (Appendix C)", "reconstructions.png",
+         "Test images, then their reconstructions through the joint encoder and through the image-only encoder."),
+        ("Training curves", "curves.png", "Every logged term of the training loss, per epoch."),
+    ]
+    for title, figure, caption in sections:
+        shown = [name for name in rows if (figures / run_folder_name(name) / figure).is_file()]
+        if not shown:
+            continue
+        lines += [f"### {title}", "", caption, "", "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown),
+                  "| " + " | ".join(image(name, figure) for name in shown) + " |", ""]
+    return "\n".join(lines)

@@ -1,0 +1,215 @@
+"""The paper's qualitative figures for a trained run, as PNG files (matplotlib).
+
+- ``latent.png`` (Figure 3): a 2-D embedding (PCA or t-SNE) of the latent means of the test set
+  under the model's training posterior (JMVAE: q(z | x, w); VAE: q(z | x); CVAE, CMMA:
+  q(z | x, w)), coloured by label; with ``compare``, the other run's map beside it.
+- ``generation.png`` (Appendix E, Figure 7): one row per label, images drawn from the label alone:
+  z ~ q(z | w) for JMVAE (its unimodal encoder for JMVAE-kl, the joint encoder with the image
+  zero-filled for JMVAE-zero), z ~ p(z | w) for the CMMA, z ~ N(0, I) with w for the CVAE; each
+  image is the Bernoulli mean of p(x | z).
+- ``reconstructions.png`` (Appendix C): test images, their reconstructions through the joint
+  encoder q(z | x, w) and through the image-only encoder q(z | x) (mean of q, then p(x | z)).
+- ``curves.png``: every logged loss term (reconstruction per modality, KL to the prior, the
+  alpha-weighted unimodal KLs) against the epoch, from ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from jmvae.data import load_dataset  # noqa: E402
+from jmvae.errors import JMVAEError  # noqa: E402
+from jmvae.generation import generate  # noqa: E402
+from jmvae.images import image_grid  # noqa: E402
+from jmvae.models import MultimodalModel  # noqa: E402
+from jmvae.training import load_model, read_history  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+def image_and_label(model: MultimodalModel) -> tuple[str, str | None]:
+    """The image modality (the first) and the categorical label, if the model uses one."""
+    usable = set(model.generated) | set(model.conditions)  # the VAE ignores the label
+    label = next((m.name for m in model.config.modalities[1:] if m.likelihood == "categorical" and m.name in usable), None)
+    return model.config.names[0], label
+
+
+@torch.inference_mode()
+def latent_means(model: MultimodalModel, test: dict[str, Tensor], points: int, batch_size: int = 500) -> Tensor:
+    """Means of the model's training posterior for the first ``points`` test examples, (N, L)."""
+    out = []
+    for start in range(0, points, batch_size):
+        batch = {k: v[start : min(points, start + batch_size)] for k, v in test.items() if k in model.config.names}
+        out.append(model.posterior(batch, model.inputs).mean)
+    return torch.cat(out)
+
+
+def embed(means: Tensor, method: str, seed: int) -> np.ndarray:
+    """(N, L) -> (N, 2) with scikit-learn's PCA or t-SNE."""
+    values = means.double().cpu().numpy()
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        return TSNE(n_components=2, random_state=seed, init="pca").fit_transform(values)
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=seed).fit_transform(values)
+
+
+def draw_latent(ax: Any, points2d: np.ndarray, labels: np.ndarray | None, classes: tuple[str, ...], title: str) -> None:
+    if labels is None:
+        ax.scatter(points2d[:, 0], points2d[:, 1], s=3, alpha=0.6)
+    else:
+        cmap = plt.get_cmap("tab10")
+        for c in range(len(classes)):
+            mask = labels == c
+            ax.scatter(points2d[mask, 0], points2d[mask, 1], s=3, alpha=0.7, color=cmap(c % 10), label=classes[c])
+        ax.legend(markerscale=4, fontsize=7, loc="best", frameon=False)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_latent(runs: list[tuple[MultimodalModel, Any]], data, path: Path, embedding: str, points: int, seed: int) -> Path:
+    points = min(points, len(data.test["label"]))
+    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 5), squeeze=False)
+    labels = data.test["label"][:points].cpu().numpy()
+    for ax, (model, run) in zip(axes[0], runs):
+        means = latent_means(model, data.test, points)
+        draw_latent(ax, embed(means, embedding, seed), labels, data.classes,
+                    f"{model.config.display_name}: {embedding.upper()} of E[z | {', '.join(model.inputs)}]")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+@torch.inference_mode()
+def generation_grid(model: MultimodalModel, classes: tuple[str, ...], per_class: int, seed: int) -> np.ndarray:
+    """(rows = classes) x (columns = samples) grid of images generated from each label alone."""
+    image, label = image_and_label(model)
+    shape = model.config.modality(image).shape
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    rows = []
+    for c in range(len(classes)):
+        given = {label: torch.tensor([c])}
+        rows.append(generate(model, given, per_class, generator)[image].mean.reshape(per_class, *shape))
+    return image_grid(torch.cat(rows), columns=per_class)
+
+
+def plot_generation(model: MultimodalModel, classes: tuple[str, ...], path: Path, seed: int, per_class: int = 10) -> Path:
+    grid = generation_grid(model, classes, per_class, seed)
+    fig, ax = plt.subplots(figsize=(per_class * 0.6 + 1.2, len(classes) * 0.6 + 0.6))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=255)
+    rows = len(classes)
+    ax.set_yticks([(grid.shape[0] / rows) * (i + 0.5) for i in range(rows)], classes, fontsize=7)
+    ax.set_xticks([])
+    source = {"jmvae-kl": "q(z|w)", "jmvae-zero": "joint encoder, image = 0", "cmma": "p(z|w)", "cvae": "N(0, I) and w"}
+    ax.set_title(f"{model.config.display_name}: x ~ p(x|z), z from {source.get(model.config.kind, 'q(z|w)')}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+@torch.inference_mode()
+def plot_reconstructions(model: MultimodalModel, test: dict[str, Tensor], path: Path, n: int = 12) -> Path:
+    image, label = image_and_label(model)
+    shape = model.config.modality(image).shape
+    batch = {k: v[:n] for k, v in test.items() if k in model.config.names}
+    rows, titles = [batch[image]], ["test images"]
+    rows.append(model.decode(model.posterior(batch, model.inputs).mean, batch)[image].mean)
+    titles.append(f"through q(z | {', '.join(model.inputs)})")
+    if model.inputs != (image,):
+        try:
+            z = model.posterior(batch, (image,)).mean
+            rows.append(model.decode(z, batch)[image].mean)
+            titles.append(f"through q(z | {image})")
+        except ValueError:  # the CVAE and CMMA have no image-only encoder
+            pass
+    fig, axes = plt.subplots(len(rows), 1, figsize=(n * 0.6, len(rows) * 0.9))
+    for ax, row, title in zip(np.atleast_1d(axes), rows, titles):
+        ax.imshow(image_grid(row.reshape(n, *shape), columns=n), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+CURVE_TITLES = {
+    "loss": "training loss (negative bound)",
+    "kl_prior": "KL(q(z|all) || p(z))",
+    "recon": "E_q log p({} | z)",
+    "kl": "KL(q(z|all) || q(z|{}))",
+}
+
+
+def plot_curves(history: list[dict[str, Any]], title: str, path: Path) -> Path:
+    keys = [k for k in history[0] if k not in ("epoch", "step", "seconds", "kl_weight")]
+    columns = min(3, len(keys))
+    rows = -(-len(keys) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.6 * rows), squeeze=False)
+    epochs = [r["epoch"] for r in history]
+    for ax in axes.flat[len(keys):]:
+        ax.axis("off")
+    for ax, key in zip(axes.flat, keys):
+        ax.plot(epochs, [r[key] for r in history])
+        ax.set_title(CURVE_TITLES.get(key.split("/")[0], "{}").format(key.partition("/")[2] or key), fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_run(
+    run_dir: Path,
+    out: Path,
+    compare: Path | None = None,
+    embedding: str = "pca",
+    points: int = 2000,
+    seed: int = 0,
+    device: str = "cpu",
+    data_dir: str | None = None,
+) -> list[Path]:
+    """Every figure that applies to the run in ``run_dir``, written into ``out``; returns their paths."""
+    model, run, _ = load_model(run_dir, device)
+    data = load_dataset(run.data["name"], data_dir).to(device)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = [(model, run)]
+    if compare is not None:
+        other, other_run, _ = load_model(compare, device)
+        if other_run.data != run.data:
+            raise JMVAEError(f"--compare {compare} was trained on {other_run.data['name']}, {run_dir} on {run.data['name']}")
+        runs.append((other, other_run))
+    written = [plot_latent(runs, data, out / "latent.png", embedding, points, seed)]
+    written += model_figures(model, run_dir, data, out, seed, latent=False)
+    return written
+
+
+def model_figures(model: MultimodalModel, run_dir: Path, data, out: Path, seed: int = 0, latent: bool = True,
+                  points: int = 2000) -> list[Path]:
+    """The figures of one model (``jmvae reproduce`` calls this after evaluating each row)."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [plot_latent([(model, None)], data, out / "latent.png", "pca", points, seed)] if latent else []
+    _, label = image_and_label(model)
+    if label is not None:
+        written.append(plot_generation(model, data.classes, out / "generation.png", seed))
+    written.append(plot_reconstructions(model, data.test, out / "reconstructions.png"))
+    history = read_history(run_dir)
+    if history:
+        written.append(plot_curves(history, model.config.display_name, out / "curves.png"))
+    return written
