@@ -207,7 +207,8 @@ def command_train(args: argparse.Namespace) -> int:
         return 130 if result.interrupted else 0
     status = "stopped (checkpoint saved; --resume continues)" if result.interrupted else "trained"
     print(f"{status} {model_config.display_name} on {data.name}: epoch {result.epoch}, step {result.step}, "
-          f"{result.seconds:.1f} s, last loss {last.get('loss', float('nan')):.3f}; run folder {out}", file=sys.stderr)
+          f"{result.seconds:.1f} s, " + (f"last epoch's loss {last['loss']:.3f}" if last else "no full epoch yet")
+          + f"; run folder {out}", file=sys.stderr)
     return 130 if result.interrupted else 0
 
 
@@ -345,6 +346,9 @@ def command_plot(args: argparse.Namespace) -> int:
 
 def command_serve(args: argparse.Namespace) -> int:
     from jmvae.explorer import serve
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     serve(Path(args.run_dir), host=args.host, port=args.port, device=args.device, data_dir=args.data_dir)
     return 0

@@ -13,9 +13,24 @@ from typing import Any, Literal
 
 Likelihood = Literal["bernoulli", "categorical", "gaussian"]
 ModelKind = Literal["vae", "cvae", "cmma", "jmvae-zero", "jmvae-kl"]
+Network = Literal["auto", "mlp", "conv"]
+MeanActivation = Literal["linear", "tanh"]
 
 LIKELIHOODS: tuple[str, ...] = ("bernoulli", "categorical", "gaussian")
 MODEL_KINDS: tuple[str, ...] = ("vae", "cvae", "cmma", "jmvae-zero", "jmvae-kl")
+NETWORKS: tuple[str, ...] = ("auto", "mlp", "conv")
+MEAN_ACTIVATIONS: tuple[str, ...] = ("linear", "tanh")
+CONV_STRIDE = 16  # four stride-2 convolutions: image sides must be multiples of 16
+
+
+def conv_compatible(shape: tuple[int, ...]) -> bool:
+    """Whether ``shape`` is an image (C, H, W) that the convolutional networks can read and
+    write: 1 to 4 channels, sides that are positive multiples of 16 (four stride-2 layers)."""
+    return (
+        len(shape) == 3
+        and 1 <= shape[0] <= 4
+        and all(s >= CONV_STRIDE and s % CONV_STRIDE == 0 for s in shape[1:])
+    )
 
 
 @dataclass(frozen=True)
@@ -26,13 +41,29 @@ class Modality:
       data are floats in {0, 1} (or [0, 1] intensities), shape ``shape``.
     - ``categorical``: one class out of ``shape[0]``; data are int64 class indices, shape ().
     - ``gaussian``: independent Normal per element; ``scale`` is its fixed standard deviation,
-      or ``None`` to let the decoder learn a per-element scale.
+      or ``None`` to let the decoder learn a per-element scale. ``mean_activation="tanh"`` squashes
+      the decoder's mean into (-1, 1) (the paper's CelebA attributes: values -1/1, tanh mean,
+      constant variance).
+
+    ``network`` picks the encoder and decoder architecture (``jmvae.networks``): ``"mlp"``,
+    ``"conv"`` (images (C, H, W), SETUP.md's CelebA convolutions) or ``"auto"``, resolved when
+    the modality is made: ``"conv"`` for a shape that ``conv_compatible`` accepts and a
+    non-categorical likelihood, else ``"mlp"``; the config stores the resolved choice, so a saved
+    run rebuilds the same networks whatever later versions make of ``"auto"``.
+    ``hidden_dim`` overrides the model's ``hidden_dim`` for this modality's own layers (its
+    branch of the joint encoder, its unimodal encoder, its decoder); ``None``: the model's.
+    ``branch_layers``: how many ReLU layers an MLP modality's branch of the joint encoder has
+    (the MNIST architecture: 1; the paper's CelebA attributes: 2, "512 -> 512").
     """
 
     name: str
     shape: tuple[int, ...]
     likelihood: Likelihood
     scale: float | None = 1.0
+    network: Network = "auto"
+    mean_activation: MeanActivation = "linear"
+    hidden_dim: int | None = None
+    branch_layers: int = 1
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.isidentifier():
@@ -48,6 +79,27 @@ class Modality:
             raise ValueError(f"modality {self.name!r}: categorical shape must be (n_classes,), got {self.shape}")
         if self.likelihood == "gaussian" and self.scale is not None and not self.scale > 0:
             raise ValueError(f"modality {self.name!r}: gaussian scale must be > 0 or None (learned)")
+        if self.mean_activation not in MEAN_ACTIVATIONS:
+            raise ValueError(
+                f"modality {self.name!r}: mean_activation {self.mean_activation!r} is not one of {MEAN_ACTIVATIONS}"
+            )
+        if self.mean_activation != "linear" and self.likelihood != "gaussian":
+            raise ValueError(f"modality {self.name!r}: mean_activation applies to gaussian modalities only")
+        if self.hidden_dim is not None and self.hidden_dim <= 0:
+            raise ValueError(f"modality {self.name!r}: hidden_dim must be positive or None, got {self.hidden_dim}")
+        if self.branch_layers < 1:
+            raise ValueError(f"modality {self.name!r}: branch_layers must be >= 1, got {self.branch_layers}")
+        if self.network not in NETWORKS:
+            raise ValueError(f"modality {self.name!r}: network {self.network!r} is not one of {NETWORKS}")
+        convolvable = conv_compatible(self.shape) and self.likelihood != "categorical"
+        if self.network == "conv" and not convolvable:
+            raise ValueError(
+                f"modality {self.name!r}: a conv network needs an image shape (channels 1-4, height, width) "
+                f"with sides that are multiples of {CONV_STRIDE} and a non-categorical likelihood, "
+                f"got {self.shape} ({self.likelihood})"
+            )
+        if self.network == "auto":
+            object.__setattr__(self, "network", "conv" if convolvable else "mlp")
 
     @property
     def features(self) -> int:

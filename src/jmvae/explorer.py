@@ -33,6 +33,7 @@ import base64
 import io
 import math
 import secrets
+import socket
 import sys
 import threading
 import warnings
@@ -214,10 +215,10 @@ class Explorer:
 
     def _probe(self) -> dict[str, dict[str, Any]]:
         """What each panel can do with this kind of model, which distributions it uses, or why not."""
-        kind, name = self.config.kind, self.config.display_name
+        kind = self.config.kind
+        name = "The " + {"vae": "VAE", "cvae": "CVAE", "cmma": "CMMA"}.get(kind, self.config.display_name)
         x = torch.zeros(1, *self.image_shape, device=self.device)
         w = torch.zeros(1, dtype=torch.long, device=self.device)
-        both = {self.image: x, **({self.label: w} if self.label else {})}
         z = torch.zeros(1, self.config.latent_dim, device=self.device)
         joint = _symbols(tuple(self.model.inputs), self.image, self.label)
         decoder = "p(x|z,w)" if self.label in self.model.conditions and kind == "cvae" else "p(x|z)"
@@ -245,9 +246,11 @@ class Explorer:
         if image_alone and kind in ("cvae", "cmma"):
             image_alone = f"{name} has no encoder for the image alone: its q(z|x,w) needs the label too"
         q_x = "q(z|x), the image's encoder" if kind != "jmvae-zero" else "q(z|x), the joint encoder with the label zero-filled"
-        if self.label is None or self.label not in self.model.generated:
-            why = f"{name} has no label decoder p(w|z)" if self.label else f"{name} has no label"
-            caps["predict"] = {"ok": False, "why": why + (f", and {image_alone}" if image_alone else "")}
+        if self.label is None:
+            caps["predict"] = {"ok": False, "why": f"{name} models the image alone; it has no label to predict"}
+        elif self.label not in self.model.generated:
+            caps["predict"] = {"ok": False, "why": f"{name} generates the image given the label, not the label: it has no p(w|z)"
+                               + (", and its encoder q(z|x,w) needs the label too" if image_alone else "")}
         else:
             caps["predict"] = {"ok": image_alone is None, "why": image_alone, "uses": f"p(w|z) at z = the mean of {q_x}"}
         recon_joint = None if image_alone is None else f"test images only: the mean of {decoder} at z = the mean of q(z|{joint}) (their true label given)"
@@ -303,7 +306,8 @@ class Explorer:
             "model": self.config.display_name,
             "kind": self.config.kind,
             "data": self.data_name,
-            "run_dir": str(self.run_dir),
+            "run_dir": str(self.run_dir.resolve()),
+            "run_name": self.run_dir.resolve().name,
             "epoch": self.state.get("epoch"),
             "step": self.state.get("step"),
             "latent_dim": self.config.latent_dim,
@@ -562,26 +566,32 @@ def _url(host: str, port: int) -> str:
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, device: str = "cpu", data_dir: str | Path | None = None) -> None:
     """Serve the explorer of ``run_dir`` until Ctrl-C; prints the URL. Port 0 picks a free port."""
-    from werkzeug.serving import make_server
+    from werkzeug.serving import make_server, select_address_family
 
     if not 0 <= port <= 65535:
         raise JMVAEError(f"--port {port}: a port is 0..65535 (0: any free port)")
     app = create_app(run_dir, device=device, data_dir=data_dir)
+    # Bind here, not in werkzeug (which prints and exits on a busy port), to report one line.
     try:
-        server = make_server(host, port, app, threaded=True)
+        listener = socket.create_server((host, port), family=select_address_family(host, port))
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise JMVAEError(f"cannot listen on {host}:{port}: {reason}; pick another port with --port (0: any free port)") from None
+    try:
+        server = make_server(host, listener.getsockname()[1], app, threaded=True, fd=listener.fileno())
+    finally:
+        listener.close()  # the server holds its own duplicate of the socket
     explorer: Explorer = app.extensions["jmvae_explorer"]
     print(f"jmvae serve: exploring {explorer.config.display_name} on {explorer.data_name} at {_url(host, server.port)} (Ctrl-C to stop)", flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"jmvae serve: listening on {host}: anyone who can reach this machine can use the page", file=sys.stderr, flush=True)
     try:
-        server.serve_forever()
+        server.serve_forever()  # werkzeug's returns on Ctrl-C (KeyboardInterrupt)
     except KeyboardInterrupt:
-        print("jmvae serve: stopped", flush=True)
+        pass
     finally:
         server.server_close()
+    print("jmvae serve: stopped", flush=True)
 
 
 __all__ = ["Explorer", "MAX_SIDE", "MAX_UPLOAD_BYTES", "UploadError", "create_app", "prepare_upload", "serve"]

@@ -1,7 +1,8 @@
 """Likelihoods p(x_m | z): a modality's name of likelihood -> a ``torch.distributions`` object.
 
 Decoders output unconstrained parameters (logits, means, log-scales); this module is the only
-place that turns them into distributions, so every loss and estimator agrees on log p(x_m | z).
+place that turns them into distributions (squashing a Gaussian's mean with tanh where the
+modality asks for it), so every loss and estimator agrees on log p(x_m | z).
 Every distribution returned has event shape ``modality.shape`` (categorical: event shape ()),
 so ``log_prob`` sums over a datum's elements and keeps the sample and batch axes.
 """
@@ -36,6 +37,8 @@ def distribution(modality: Modality, params: Tensor) -> Distribution:
         scale = F.softplus(log_scale) + 1e-4
     else:
         mean, scale = params, torch.full_like(params, modality.scale)
+    if modality.mean_activation == "tanh":
+        mean = torch.tanh(mean)
     return Independent(
         Normal(mean.reshape(*lead, *modality.shape), scale.reshape(*lead, *modality.shape), validate_args=False),
         len(modality.shape),
