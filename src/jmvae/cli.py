@@ -7,6 +7,7 @@ Errors in the user's input (data, flags, run folders, checkpoints) print one lin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -23,7 +24,8 @@ from jmvae.config import MODEL_KINDS, PRECISIONS, EvalConfig, ModelConfig, Train
 from jmvae.data import DATASETS, load_dataset
 from jmvae.errors import CheckpointError, JMVAEError
 
-DEFAULT_EPOCHS = {"digits": 50, "mnist": 100, "fashion-mnist": 100}
+DEFAULT_EPOCHS = {"digits": 50, "mnist": 100, "fashion-mnist": 100, "celeba": 100}
+TABLE1_DATASETS = tuple(d for d in DATASETS if d != "celeba")  # reproduce: the MNIST protocol of Table 1
 
 
 def positive_int(text: str) -> int:
@@ -53,7 +55,7 @@ def add_distributed(p: argparse.ArgumentParser) -> None:
 
 def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--data-dir", help="data folder holding mnist/ and fashion_mnist/ (default: $JMVAE_DATA)")
+    p.add_argument("--data-dir", help="data folder holding mnist/, fashion_mnist/ and celeba/ (or celeba_partial/) (default: $JMVAE_DATA)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -62,13 +64,13 @@ def add_training(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=positive_int, help="epochs (default: 50 on digits, 100 on MNIST)")
     p.add_argument("--max-steps", type=positive_int, help="stop after this many optimisation steps")
     p.add_argument("--batch-size", type=positive_int, default=100)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup", type=non_negative_float, default=0.0, help="linear KL warm-up, in epochs (default 0: off)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3; 1e-4 on CelebA)")
+    p.add_argument("--warmup", type=non_negative_float, help="linear KL warm-up, in epochs (default 0: off; 20 on CelebA)")
     p.add_argument("--warmup-all-kl", action="store_true", help="warm up the alpha KL terms too (MultiVae), not only KL to the prior")
     p.add_argument("--clip", type=non_negative_float, default=5.0, help="gradient-norm clipping (0: off; default 5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--latent-dim", type=positive_int, default=64)
-    p.add_argument("--hidden-dim", type=positive_int, default=512)
+    p.add_argument("--latent-dim", type=positive_int, help="latent dims (default 64; 128 on CelebA)")
+    p.add_argument("--hidden-dim", type=positive_int, help="hidden units (default 512; 1024 on CelebA, attributes 512)")
 
 
 def add_evaluation(p: argparse.ArgumentParser) -> None:
@@ -108,7 +110,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="generate images, e.g. from a label")
     s.add_argument("run_dir")
-    s.add_argument("--given", action="append", default=[], help="NAME=VALUE, e.g. label=3 (repeatable)")
+    s.add_argument("--given", action="append", default=[], help="NAME=VALUE, e.g. label=3 or attributes=Male,Smiling (repeatable)")
     s.add_argument("--n", type=positive_int, default=64)
     s.add_argument("--out", required=True, help="PNG file")
     s.add_argument("--seed", type=int, default=0)
@@ -144,7 +146,7 @@ def parser() -> argparse.ArgumentParser:
     add_common(sv)
 
     r = sub.add_parser("reproduce", help="train and evaluate every model of Table 1; write table1.md/json")
-    r.add_argument("dataset", choices=DATASETS)
+    r.add_argument("dataset", choices=TABLE1_DATASETS)
     r.add_argument("--out", required=True, help="folder for table1.md and table1.json")
     r.add_argument("--runs", help="folder for the models' run folders (default: OUT/runs)")
     r.add_argument("--models", help="comma-separated subset of rows, e.g. 'vae,jmvae-kl(alpha=0.01)'")
@@ -154,13 +156,15 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def train_config(args: argparse.Namespace, epochs_default: int) -> TrainConfig:
+def train_config(args: argparse.Namespace, epochs_default: int, dataset: str = "mnist") -> TrainConfig:
+    celeba = dataset == "celeba"  # the paper's CelebA optimisation: jmvae.data.celeba.paper_train_config
     return TrainConfig(
         epochs=args.epochs or epochs_default,
         max_steps=args.max_steps,
         batch_size=args.batch_size,
-        lr=args.lr,
-        warmup_epochs=args.warmup,
+        lr=args.lr if args.lr is not None else (1e-4 if celeba else 1e-3),
+        betas=(0.5, 0.999) if celeba else (0.9, 0.999),
+        warmup_epochs=args.warmup if args.warmup is not None else (20.0 if celeba else 0.0),
         warmup_all_kl=args.warmup_all_kl,
         clip_grad_norm=args.clip or None,
         seed=args.seed,
@@ -190,10 +194,17 @@ def command_train(args: argparse.Namespace) -> int:
     if args.model != "jmvae-kl" and args.alpha:
         raise JMVAEError(f"--alpha applies to --model jmvae-kl only, not {args.model}")
     check_writable(out)
-    data = load_dataset(args.data, args.data_dir)
+    data = load_dataset(args.data, args.data_dir, **({"progress": not args.no_progress} if args.data == "celeba" else {}))
     alpha = (0.1 if args.alpha is None else args.alpha) if args.model == "jmvae-kl" else 0.0
-    model_config = ModelConfig(args.model, data.modalities, args.latent_dim, args.hidden_dim, alpha=alpha)
-    config = train_config(args, DEFAULT_EPOCHS[args.data])
+    if args.data == "celeba":
+        from jmvae.data.celeba import paper_model_config
+
+        model_config = paper_model_config(args.model, data.modalities, alpha)
+        sizes = {k: v for k, v in (("latent_dim", args.latent_dim), ("hidden_dim", args.hidden_dim)) if v is not None}
+        model_config = dataclasses.replace(model_config, **sizes)
+    else:
+        model_config = ModelConfig(args.model, data.modalities, args.latent_dim or 64, args.hidden_dim or 512, alpha=alpha)
+    config = train_config(args, DEFAULT_EPOCHS[args.data], args.data)
     distributed.barrier(world)  # every rank has checked the folder before rank 0 writes to it
     if args.overwrite and out.exists() and world.is_main:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
@@ -201,7 +212,7 @@ def command_train(args: argparse.Namespace) -> int:
             (out / name).unlink(missing_ok=True)
     distributed.barrier(world)
     result = train(model_config, config, data, out, resume=args.resume, progress=not args.no_progress,
-                   data_info={"name": data.name})
+                   data_info=data.run_info())
     last = result.history[-1] if result.history else {}
     if not world.is_main:
         return 130 if result.interrupted else 0
@@ -238,7 +249,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
 
     world = start_distributed(args)
     model, run, state = load_model(args.run_dir, args.device)
-    data = load_dataset(run.data["name"], args.data_dir)
+    data = load_dataset(run.data["name"], args.data_dir, **run.data.get("options", {}))
     result = evaluate(model, data.test, eval_config(args), progress=not args.no_progress)
     if not world.is_main:
         return 0
@@ -265,10 +276,16 @@ def command_sample(args: argparse.Namespace) -> int:
     model, run, _ = load_model(args.run_dir, args.device)
     x = run.model.modalities[0]
     classes = class_names(run.data["name"])
-    given = parse_given(run.model, args.given, classes)
+    given = parse_given(run.model, args.given, classes, run.data.get("feature_names", {}))
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
     dist = generate(model, given, args.n, generator)[x.name]
-    path = save_png(image_grid(dist.mean.reshape(args.n, *x.shape)), args.out, args.scale)
+    images = dist.mean.reshape(args.n, *x.shape)
+    standardization = run.data.get("standardization", {}).get(x.name)
+    if standardization is not None:  # CelebA: standardised pixels back to [0, 1]
+        from jmvae.data import Standardization
+
+        images = Standardization.from_dict(standardization).undo(images)
+    path = save_png(image_grid(images), args.out, args.scale)
     print(f"wrote {args.n} samples of {x.name} given {args.given or 'nothing'} to {path}", file=sys.stderr)
     return 0
 
@@ -299,8 +316,8 @@ def command_reproduce(args: argparse.Namespace) -> int:
         runs=Path(args.runs) if args.runs else out / "runs",
         train=train_config(args, DEFAULT_EPOCHS[args.dataset]),
         evaluation=eval_config(args),
-        latent_dim=args.latent_dim,
-        hidden_dim=args.hidden_dim,
+        latent_dim=args.latent_dim or 64,
+        hidden_dim=args.hidden_dim or 512,
         rows=rows,
     )
     command = "jmvae " + " ".join(shlex.quote(a) for a in args.argv)

@@ -7,7 +7,7 @@ and returns the decoders' distributions. ``predict`` gives p(w | z) at the mean 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -18,8 +18,12 @@ from jmvae.errors import JMVAEError
 from jmvae.models import MultimodalModel
 
 
-def parse_given(config: ModelConfig, items: list[str], classes: tuple[str, ...] | None = None) -> dict[str, Tensor]:
-    """``["label=3"]`` -> {"label": tensor([3])}; a categorical value may be a class index or name."""
+def parse_given(config: ModelConfig, items: list[str], classes: tuple[str, ...] | None = None,
+                feature_names: Mapping[str, Sequence[str]] | None = None) -> dict[str, Tensor]:
+    """``["label=3"]`` -> {"label": tensor([3])}; a categorical value may be a class index or name.
+
+    A modality with ``feature_names`` (CelebA's attributes) takes the names of the features that
+    are on, comma-separated: ``attributes=Male,Smiling`` (the others off; ``attributes=`` all off)."""
     given = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -28,6 +32,13 @@ def parse_given(config: ModelConfig, items: list[str], classes: tuple[str, ...] 
         if name.strip() not in config.names:
             raise JMVAEError(f"--given {item!r}: unknown modality {name.strip()!r}; this model has {', '.join(config.names)}")
         modality = config.modality(name.strip())
+        names = (feature_names or {}).get(modality.name)
+        if names:
+            from jmvae.data.celeba import attribute_vector
+
+            on = [v.strip() for v in value.split(",") if v.strip()]
+            given[modality.name] = attribute_vector(tuple(names), on, modality)
+            continue
         if modality.likelihood != "categorical":
             raise JMVAEError(f"--given {name}: only categorical modalities can be given on the command line")
         value = value.strip()

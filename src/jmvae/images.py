@@ -13,8 +13,11 @@ from jmvae.errors import JMVAEError
 
 
 def image_grid(images: Tensor, columns: int | None = None, pad: int = 1) -> np.ndarray:
-    """(N, H, W) or (N, H*W) square images with values in [0, 1] -> one uint8 grid image."""
+    """(N, H, W) or (N, H*W) square images, or (N, 3, H, W) colour images, with values in [0, 1]
+    -> one uint8 grid image ((rows, cols) grayscale or (rows, cols, 3) colour)."""
     images = images.detach().float().cpu().clamp(0, 1)
+    if images.dim() == 4:  # colour: one grid per channel, stacked last
+        return np.stack([image_grid(images[:, c], columns, pad) for c in range(images.shape[1])], axis=-1)
     if images.dim() == 2:
         side = math.isqrt(images.shape[1])
         if side * side != images.shape[1]:
@@ -34,7 +37,7 @@ def save_png(grid: np.ndarray, path: str | Path, scale: int = 1) -> Path:
     path = Path(path)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.fromarray(grid, mode="L")
+    image = Image.fromarray(grid, mode="RGB" if grid.ndim == 3 else "L")
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     image.save(path)

@@ -22,8 +22,10 @@ docs/celeba.md.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
+import io
 import json
 import logging
 import math
@@ -180,7 +182,7 @@ class StandardizedImages:
             index = np.asarray(index)
         rows = self.rows[index]
         if np.ndim(rows) == 0:
-            return self[np.asarray([int(rows)]) - 0][0] if False else self._read(np.asarray([rows]))[0]
+            return self._read(np.asarray([rows]))[0]
         return self._read(rows)
 
     def _read(self, rows: np.ndarray) -> Tensor:
@@ -375,11 +377,12 @@ def face_detector() -> Any:
 def detect_face(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
     """The authors' face box: the Haar cascade's box enlarged 1.3x, inside the image and at least
     0.4 of its height; the largest such box, or None."""
+    cascade = face_detector()
     import cv2
 
     height, width = rgb.shape[:2]
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    found = face_detector().detectMultiScale(gray, scaleFactor=1.2, minNeighbors=2, minSize=(10, 10))
+    found = cascade.detectMultiScale(gray, scaleFactor=1.2, minNeighbors=2, minSize=(10, 10))
     best = None
     for x, y, w, h in np.asarray(found).reshape(-1, 4).tolist():
         grow = int(w * (DETECTOR_EXPANSION - 1) / 2)
@@ -470,15 +473,16 @@ def writable(folder: Path) -> bool:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as tmp:
-        try:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        except BaseException:
-            Path(tmp.name).unlink(missing_ok=True)
-            raise
-    os.replace(tmp.name, path)
+    """Write ``data`` to ``path`` through a synced temporary file renamed into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
+    try:
+        with open(tmp, "xb") as f:  # created with the umask's permissions, like the .npy
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -572,7 +576,12 @@ def build_cache(path: Path, key: str, paths: list[Path], crop: str | list[int], 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     found = np.ones(n, dtype=bool)
     try:
-        pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, 3, size, size))
+        try:
+            pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, 3, size, size))
+            with open(tmp, "rb+") as f:  # reserve the blocks now: a full disk is an error here, not a crash later
+                os.posix_fallocate(f.fileno(), 0, os.path.getsize(tmp))
+        except OSError as exc:
+            raise DataError(f"{tmp}: cannot create the CelebA image cache ({n * 3 * size * size:,} bytes): {exc}") from None
         chunk = 256
         starts = range(0, n, chunk)
         bar = tqdm(total=n, disable=not progress or n < 5000, unit="image", desc="CelebA cache")
@@ -600,10 +609,9 @@ def build_cache(path: Path, key: str, paths: list[Path], crop: str | list[int], 
         del pixels
         detect = crop == "detect"
         if detect:
-            buffer = tempfile.SpooledTemporaryFile()
+            buffer = io.BytesIO()
             np.save(buffer, found)
-            buffer.seek(0)
-            atomic_write_bytes(path.with_name(path.stem + "-found.npy"), buffer.read())
+            atomic_write_bytes(path.with_name(path.stem + "-found.npy"), buffer.getvalue())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -700,13 +708,19 @@ def load_celeba(
         raise JMVAEError(f"attributes must be 'bernoulli' or 'tanh-gaussian', got {attributes!r}")
     if size < 1:
         raise JMVAEError(f"size must be positive, got {size}")
+    if split not in ("auto", "official", "random"):
+        raise JMVAEError(f"split must be 'auto', 'official' or 'random', got {split!r}")
+    if on_missing not in ("warn", "error"):
+        raise JMVAEError(f"on_missing must be 'warn' or 'error', got {on_missing!r}")
     crop_json = crop_spec(crop)
+    if crop_json == "detect":
+        face_detector()  # fail now, not after scanning the files, if OpenCV is missing
     folder = find_celeba(data_dir)
     images_dir = folder / IMAGE_FOLDER
     if not images_dir.is_dir():
         raise DataError(f"{folder}: no {IMAGE_FOLDER}/ folder of images (unzip img_align_celeba.zip here)")
     table = read_attributes(find_list(folder, ATTRIBUTE_FILE, required=True))
-    partition_path = find_list(folder, PARTITION_FILE, required=False)
+    partition_path = find_list(folder, PARTITION_FILE, required=False) if split != "random" else None
     partition = read_partition(partition_path) if partition_path is not None else None
 
     on_disk = image_sizes(images_dir)
@@ -786,10 +800,7 @@ def paper_model_config(kind: str, modalities: Sequence[Modality], alpha: float =
     """The paper's CelebA architecture (SETUP.md, the authors' code): z 128; image: convolutions
     64-128-256-256, 1024 dense units after them in q(z|x), mirrored transposed convolutions;
     attributes: 512 -> 512 branch in the joint encoder, 512-unit MLPs elsewhere; joint layer 1024."""
-    mods = tuple(
-        m if m.network == "conv" else Modality(**{**m.__dict__, "hidden_dim": 512, "branch_layers": 2})
-        for m in modalities
-    )
+    mods = tuple(m if m.network == "conv" else dataclasses.replace(m, hidden_dim=512, branch_layers=2) for m in modalities)
     return ModelConfig(kind, mods, latent_dim=128, hidden_dim=1024, alpha=alpha if kind == "jmvae-kl" else 0.0)
 
 
