@@ -104,7 +104,11 @@ def test_reproduce_writes_table_and_claims(tmp_path):
     assert table["models"]["cvae"]["log_likelihood"]["image"] == {"multiple": None, "single": None}
     assert table["models"]["vae"]["log_likelihood"]["image"]["single"] < 0
     assert {"epochs", "seed", "train_seconds"} <= set(table["models"]["vae"])
-    assert len(table["claims"]) == 7 and all(c["holds"] in (True, False) for c in table["claims"][:5])
+    assert len(table["claims"]) == 7 and all(c["holds"] in (True, False) for c in table["claims"][:6])
+    assert table["models"]["vae"]["coherence"] is None  # the VAE cannot generate from a label
+    for name in ("cvae", "cmma", "jmvae-zero", "jmvae-kl(alpha=0.1)"):
+        entry = table["models"][name]["coherence"]
+        assert 0 <= entry["image|label"] <= 1 and entry["chance"] == pytest.approx(0.1) and entry["judge_test_accuracy"] > 0.5
     assert table["command"].startswith("jmvae reproduce digits") and table["hardware"]
     assert "| jmvae-kl(alpha=0.01) |" in (out / "table1.md").read_text()
     report = (out / "report.md").read_text()

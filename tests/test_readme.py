@@ -25,3 +25,28 @@ def test_readme_example_runs(index, tmp_path, monkeypatch):
 def test_ci_runs_the_readme_test_command():
     assert "python -m pytest\n" in README
     assert "\npython -m pytest\n" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_table_1_matches_the_committed_results():
+    """Every number of the README's Table 1 is the committed measurement, rounded as shown."""
+    import json
+
+    models = json.loads((ROOT / "results" / "mnist" / "table1.json").read_text())["models"]
+    names = {"VAE": "vae", "CVAE": "cvae", "CMMA": "cmma", "JMVAE-zero": "jmvae-zero"}
+    names.update({f"JMVAE-kl(α={a})": f"jmvae-kl(alpha={a})" for a in ("0.01", "0.1", "1")})
+    section = README[README.index("## Table 1, reproduced"):]
+    rows = re.findall(r"^\| (VAE|CVAE|CMMA|JMVAE-\S+) \|(.*)\|$", section, flags=re.M)
+    assert {label for label, _ in rows} == set(names)
+    for label, cells in rows:
+        r = models[names[label]]
+        ll = r["log_likelihood"]
+        coherence = (r.get("coherence") or {}).get("image|label")
+        expected = [ll["image"]["multiple"], ll["image"]["single"], ll["image|label"]["multiple"],
+                    ll["image|label"]["single"], ll["joint"], r["accuracy"]["label|image"], coherence]
+        shown = [c.strip() for c in cells.split("|")]
+        for text, value in zip(shown, expected, strict=True):
+            if value is None:
+                assert text == "—", (label, text)
+            else:
+                digits = len(text.split(".")[1])
+                assert text == f"{value:.{digits}f}", (label, text, value)
