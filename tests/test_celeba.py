@@ -409,3 +409,14 @@ def test_a_tiny_conv_jmvae_trains_saves_and_generates(fixture_dir, tmp_path):
     assert images.shape == (3, 3, 64, 64)
     shown = data.standardization["image"].undo(images)
     assert shown.min() >= 0 and shown.max() <= 1
+
+
+def test_jmvae_gan_trains_on_faces_with_a_convolutional_discriminator(fixture_dir, tmp_path):
+    data = load_dataset("celeba", fixture_dir, cache_dir=tmp_path / "cache")
+    config = ModelConfig("jmvae-kl", data.modalities, latent_dim=4, hidden_dim=16, alpha=0.1, adversarial=True)
+    result = train(config, TrainConfig(epochs=1, batch_size=2, max_steps=2, seed=0), data, tmp_path / "run",
+                   progress=False, data_info=data.run_info())
+    assert result.step == 2 and isinstance(result.model.discriminator.features[0], torch.nn.Conv2d)
+    model, saved, _ = load_model(tmp_path / "run")
+    assert saved.model.display_name == "jmvae-gan(alpha=0.1)"
+    assert torch.equal(model.discriminator.head[-1].weight, result.model.discriminator.head[-1].weight)

@@ -20,7 +20,7 @@ import torch
 
 from jmvae import __version__
 from jmvae.checkpoint import load_run_config
-from jmvae.config import MODEL_KINDS, PRECISIONS, EvalConfig, ModelConfig, TrainConfig
+from jmvae.config import GAN_MODELS, MODEL_KINDS, PRECISIONS, EvalConfig, ModelConfig, TrainConfig, model_kind
 from jmvae.data import DATASETS, load_dataset
 from jmvae.errors import CheckpointError, JMVAEError
 
@@ -92,8 +92,13 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model; checkpoints and metrics go to --out")
     t.add_argument("--data", choices=DATASETS, default="digits")
-    t.add_argument("--model", choices=MODEL_KINDS, default="jmvae-kl")
+    t.add_argument("--model", choices=MODEL_KINDS + tuple(GAN_MODELS), default="jmvae-kl",
+                   help="the *-gan variants add a discriminator on the image (jmvae-gan: JMVAE-kl with one)")
     t.add_argument("--alpha", type=non_negative_float, help="JMVAE-kl weight of the unimodal KL terms (default 0.1)")
+    t.add_argument("--gan-weight", type=non_negative_float, default=1.0,
+                   help="GAN variants: weight of the decoder's generator loss (default 1, the paper's)")
+    t.add_argument("--gan-real-label", type=float, default=1.0,
+                   help="GAN variants: target of real images for the discriminator (< 1: one-sided label smoothing)")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
@@ -158,18 +163,20 @@ def parser() -> argparse.ArgumentParser:
 
 def train_config(args: argparse.Namespace, epochs_default: int, dataset: str = "mnist") -> TrainConfig:
     celeba = dataset == "celeba"  # the paper's CelebA optimisation: jmvae.data.celeba.paper_train_config
+    adversarial = getattr(args, "model", "") in GAN_MODELS  # Adam's beta1 = 0.5 for the GAN variants too
     return TrainConfig(
         epochs=args.epochs or epochs_default,
         max_steps=args.max_steps,
         batch_size=args.batch_size,
         lr=args.lr if args.lr is not None else (1e-4 if celeba else 1e-3),
-        betas=(0.5, 0.999) if celeba else (0.9, 0.999),
+        betas=(0.5, 0.999) if celeba or adversarial else (0.9, 0.999),
         warmup_epochs=args.warmup if args.warmup is not None else (20.0 if celeba else 0.0),
         warmup_all_kl=args.warmup_all_kl,
         clip_grad_norm=args.clip or None,
         seed=args.seed,
         device=args.device,
         threads=args.threads,
+        gan_real_label=getattr(args, "gan_real_label", 1.0),
     )
 
 
@@ -191,19 +198,24 @@ def command_train(args: argparse.Namespace) -> int:
         raise CheckpointError(f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, or another --out")
     if args.resume and not (out / "config.json").exists():
         raise CheckpointError(f"--resume: {out} holds no run to continue")
-    if args.model != "jmvae-kl" and args.alpha:
-        raise JMVAEError(f"--alpha applies to --model jmvae-kl only, not {args.model}")
+    kind, adversarial = model_kind(args.model)
+    if kind != "jmvae-kl" and args.alpha:
+        raise JMVAEError(f"--alpha applies to --model jmvae-kl and jmvae-gan only, not {args.model}")
+    if not 0.5 < args.gan_real_label <= 1:
+        raise JMVAEError(f"--gan-real-label {args.gan_real_label}: must be in (0.5, 1]; 0.9 is the usual smoothing")
     check_writable(out)
     data = load_dataset(args.data, args.data_dir, **({"progress": not args.no_progress} if args.data == "celeba" else {}))
-    alpha = (0.1 if args.alpha is None else args.alpha) if args.model == "jmvae-kl" else 0.0
+    alpha = (0.1 if args.alpha is None else args.alpha) if kind == "jmvae-kl" else 0.0
     if args.data == "celeba":
         from jmvae.data.celeba import paper_model_config
 
-        model_config = paper_model_config(args.model, data.modalities, alpha)
+        model_config = paper_model_config(kind, data.modalities, alpha)
         sizes = {k: v for k, v in (("latent_dim", args.latent_dim), ("hidden_dim", args.hidden_dim)) if v is not None}
         model_config = dataclasses.replace(model_config, **sizes)
     else:
-        model_config = ModelConfig(args.model, data.modalities, args.latent_dim or 64, args.hidden_dim or 512, alpha=alpha)
+        model_config = ModelConfig(kind, data.modalities, args.latent_dim or 64, args.hidden_dim or 512, alpha=alpha)
+    if adversarial:
+        model_config = dataclasses.replace(model_config, adversarial=True, gan_weight=args.gan_weight)
     config = train_config(args, DEFAULT_EPOCHS[args.data], args.data)
     distributed.barrier(world)  # every rank has checked the folder before rank 0 writes to it
     if args.overwrite and out.exists() and world.is_main:

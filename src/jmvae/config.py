@@ -18,9 +18,20 @@ MeanActivation = Literal["linear", "tanh"]
 
 LIKELIHOODS: tuple[str, ...] = ("bernoulli", "categorical", "gaussian")
 MODEL_KINDS: tuple[str, ...] = ("vae", "cvae", "cmma", "jmvae-zero", "jmvae-kl")
+GAN_MODELS: dict[str, str] = {"vae-gan": "vae", "cvae-gan": "cvae", "cmma-gan": "cmma", "jmvae-gan": "jmvae-kl",
+                               "jmvae-zero-gan": "jmvae-zero"}  # the GAN variants' names -> their base kinds
 NETWORKS: tuple[str, ...] = ("auto", "mlp", "conv")
 MEAN_ACTIVATIONS: tuple[str, ...] = ("linear", "tanh")
 CONV_STRIDE = 16  # four stride-2 convolutions: image sides must be multiples of 16
+
+
+def model_kind(name: str) -> tuple[str, bool]:
+    """A model name of the command line -> (kind, adversarial): ``"cvae-gan"`` -> ("cvae", True)."""
+    if name in GAN_MODELS:
+        return GAN_MODELS[name], True
+    if name in MODEL_KINDS:
+        return name, False
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_KINDS + tuple(GAN_MODELS))}")
 
 
 def conv_compatible(shape: tuple[int, ...]) -> bool:
@@ -114,6 +125,10 @@ class ModelConfig:
     The first modality is ``x``, the one the baselines generate; for CVAE and CMMA the others are
     the condition ``w``. JMVAE models every modality jointly. Defaults are the paper's MNIST
     architecture (SETUP.md): 64 latent dims, 512 hidden units, ReLU.
+
+    ``adversarial``: the GAN variant (VAE-GAN, CVAE-GAN, CMMA-GAN, JMVAE-GAN; ``jmvae.adversarial``),
+    a discriminator of ``hidden_dim`` dense units on the first modality, trained against its
+    decoder; ``gan_weight`` scales the decoder's generator loss (the paper: 1).
     """
 
     kind: ModelKind
@@ -122,6 +137,8 @@ class ModelConfig:
     hidden_dim: int = 512
     alpha: float = 0.0
     min_variance: float = 1e-6
+    adversarial: bool = False
+    gan_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -140,6 +157,11 @@ class ModelConfig:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if self.kind != "jmvae-kl" and self.alpha != 0:
             raise ValueError(f"alpha applies to jmvae-kl only, not {self.kind!r}")
+        if self.gan_weight < 0:
+            raise ValueError(f"gan_weight must be >= 0, got {self.gan_weight}")
+        if self.adversarial and mods[0].likelihood == "categorical":
+            raise ValueError(f"the GAN variants put a discriminator on the first modality, which must be an image, "
+                             f"not the categorical {mods[0].name!r}")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -153,8 +175,10 @@ class ModelConfig:
 
     @property
     def display_name(self) -> str:
-        """The row name used in tables, e.g. ``jmvae-kl(alpha=0.01)``."""
-        return f"{self.kind}(alpha={self.alpha:g})" if self.kind == "jmvae-kl" else self.kind
+        """The row name used in tables, e.g. ``jmvae-kl(alpha=0.01)``; the GAN variants
+        ``vae-gan``, ``cvae-gan``, ``cmma-gan``, ``jmvae-zero-gan``, ``jmvae-gan(alpha=0.1)``."""
+        kind = ("jmvae" if self.kind == "jmvae-kl" else self.kind) + "-gan" if self.adversarial else self.kind
+        return f"{kind}(alpha={self.alpha:g})" if self.kind == "jmvae-kl" else kind
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -192,6 +216,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None
+    gan_real_label: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
@@ -203,6 +228,8 @@ class TrainConfig:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
         if not self.lr > 0:
             raise ValueError(f"learning rate must be > 0, got {self.lr}")
+        if not 0.5 < self.gan_real_label <= 1:
+            raise ValueError(f"gan_real_label (one-sided label smoothing) must be in (0.5, 1], got {self.gan_real_label}")
         if self.warmup_epochs < 0:
             raise ValueError(f"warm-up must be >= 0 epochs, got {self.warmup_epochs}")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:

@@ -30,12 +30,16 @@ class LossTerms:
     reconstruction: dict[str, Tensor]
     kl_prior: Tensor
     kl_unimodal: dict[str, Tensor] = field(default_factory=dict)
+    z: Tensor | None = None  # the posterior sample the reconstruction terms used, detached
+    adversarial: dict[str, Tensor] = field(default_factory=dict)  # GAN variants: gan/generator, ...
 
     def named(self) -> dict[str, Tensor]:
-        """Flat name -> tensor view for logs: ``loss``, ``kl_prior``, ``recon/<m>``, ``kl/<m>``."""
+        """Flat name -> tensor view for logs: ``loss``, ``kl_prior``, ``recon/<m>``, ``kl/<m>``,
+        and the GAN variants' ``gan/generator``, ``gan/discriminator``, ``gan/d_real``."""
         out = {"loss": self.total, "kl_prior": self.kl_prior}
         out.update({f"recon/{k}": v for k, v in self.reconstruction.items()})
         out.update({f"kl/{k}": v for k, v in self.kl_unimodal.items()})
+        out.update({f"gan/{k}": v for k, v in self.adversarial.items()})
         return out
 
 
@@ -65,7 +69,7 @@ def negative_elbo(
     reconstruction = {name: ll.mean() for name, ll in log_likelihoods.items()}
     kl_prior = kl_divergence(posterior, model.prior(batch)).mean()
     total = kl_weight * kl_prior - sum(reconstruction.values())
-    return LossTerms(total, reconstruction, kl_prior), posterior
+    return LossTerms(total, reconstruction, kl_prior, z=z.detach()), posterior
 
 
 def unimodal_kl(model, batch: dict[str, Tensor], joint_posterior) -> dict[str, Tensor]:

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from jmvae import checkpoint as ckpt
 from jmvae import distributed
+from jmvae.adversarial import gan_losses
 from jmvae.config import ModelConfig, TrainConfig
 from jmvae.data import PairedData, binarize
 from jmvae.data.checks import check_paired
@@ -63,14 +64,26 @@ def epoch_permutation(n: int, seed: int, epoch: int, device: torch.device) -> to
     return torch.randperm(n, generator=generator).to(device)
 
 
+def model_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters the bound trains: all but a GAN variant's discriminator."""
+    critic = getattr(model, "discriminator", None)
+    excluded = {id(p) for p in critic.parameters()} if critic is not None else set()
+    return [p for p in model.parameters() if id(p) not in excluded]
+
+
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Adam:
     """Adam with its fused kernel (one pass over all parameters) where torch has one for the
     device: on this project's 2-core CPU it makes a JMVAE-kl step 1.6x faster than the default
-    multi-tensor Adam (benchmarks/), with the same update rule."""
+    multi-tensor Adam (benchmarks/), with the same update rule. A GAN variant's discriminator
+    is a second parameter group with the same settings (Adam's update is per parameter, so this
+    is the same as a second optimizer)."""
+    groups: list[dict[str, Any]] = [{"params": model_parameters(model)}]
+    if getattr(model, "discriminator", None) is not None:
+        groups.append({"params": list(model.discriminator.parameters())})
     try:
-        return torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps, fused=True)
+        return torch.optim.Adam(groups, lr=config.lr, betas=config.betas, eps=config.eps, fused=True)
     except (RuntimeError, TypeError):  # no fused kernel for this device or torch version
-        return torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps)
+        return torch.optim.Adam(groups, lr=config.lr, betas=config.betas, eps=config.eps)
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
@@ -186,6 +199,8 @@ def train(
     model.train()
     bar = tqdm(total=total_steps, initial=step, disable=not (progress and world.is_main), unit="step", dynamic_ncols=True)
     parameters = list(model.parameters())
+    clipped = model_parameters(model)  # the discriminator's gradients are not clipped
+    adversarial = model.discriminator is not None
     latent_dim = model_config.latent_dim
     interrupted = False
     with _StopFlag() as stop:
@@ -201,19 +216,26 @@ def train(
                 for name in images:
                     batch[name] = binarize(batch[name], data_generator)
                 noise = torch.randn((len(idx), latent_dim), generator=noise_generator, device=device)
+                prior_noise = torch.randn((len(idx), latent_dim), generator=noise_generator, device=device) if adversarial else None
                 share = 1.0
                 if world.enabled:  # this rank's rows of the global draws; see jmvae.distributed
                     rows = world.rows(len(idx))
                     batch = {name: value[rows] for name, value in batch.items()}
                     noise = noise[rows]
+                    prior_noise = prior_noise[rows] if adversarial else None
                     share = (rows.stop - rows.start) * world.size / len(idx)
                 weight = kl_weight(step, steps_per_epoch, train_config.warmup_epochs)
                 terms = model.loss(batch, weight, weight if train_config.warmup_all_kl else 1.0, noise)
+                objective = terms.total
+                if adversarial:
+                    generator_loss, disc_loss, d_real = gan_losses(model, batch, terms.z, prior_noise, train_config.gan_real_label)
+                    terms.adversarial = {"generator": generator_loss, "discriminator": disc_loss, "d_real": d_real}
+                    objective = objective + model_config.gan_weight * generator_loss + disc_loss
                 optimizer.zero_grad(set_to_none=True)
-                (terms.total * share if world.enabled else terms.total).backward()
+                (objective * share if world.enabled else objective).backward()
                 distributed.average_gradients(parameters, world)
-                grad_norm = torch.nn.utils.clip_grad_norm_(parameters, train_config.clip_grad_norm or float("inf"))
-                bad = not (torch.isfinite(terms.total) and torch.isfinite(grad_norm))
+                grad_norm = torch.nn.utils.clip_grad_norm_(clipped, train_config.clip_grad_norm or float("inf"))
+                bad = not (torch.isfinite(objective) and torch.isfinite(grad_norm))
                 if world.enabled:
                     bad, stopping = distributed.any_rank([bad, stop.signal is not None], world, device)
                     if stopping and stop.signal is None:
@@ -221,7 +243,7 @@ def train(
                 if bad:
                     bar.close()
                     raise DivergenceError(
-                        f"training diverged at step {step} (epoch {epoch}): loss {float(terms.total.detach()):.4g}, "
+                        f"training diverged at step {step} (epoch {epoch}): loss {float(objective.detach()):.4g}, "
                         f"gradient norm {float(grad_norm):.4g}; try a lower --lr, a KL --warmup or gradient "
                         "clipping. The last good checkpoint is kept."
                     )

@@ -43,6 +43,7 @@ class MultimodalModel(nn.Module):
         super().__init__()
         self.config = config
         self.decoders = nn.ModuleDict()
+        self.discriminator: nn.Module | None = None  # the GAN variants' (build_model sets it)
 
     # -- the generative model -------------------------------------------------------------
     def prior(self, batch: Batch) -> Distribution:
