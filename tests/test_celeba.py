@@ -5,6 +5,7 @@ short training run of a convolutional JMVAE."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 import warnings
@@ -15,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from jmvae import DataError, ModelConfig, TrainConfig, load_dataset, load_model, train
+from jmvae import DataError, Modality, ModelConfig, TrainConfig, build_model, load_dataset, load_model, train
 from jmvae.data import PairedData, StandardizedImages, celeba
 from jmvae.data.celeba import (
     ALIGNED_CROP,
@@ -420,3 +421,39 @@ def test_jmvae_gan_trains_on_faces_with_a_convolutional_discriminator(fixture_di
     model, saved, _ = load_model(tmp_path / "run")
     assert saved.model.display_name == "jmvae-gan(alpha=0.1)"
     assert torch.equal(model.discriminator.head[-1].weight, result.model.discriminator.head[-1].weight)
+
+
+def test_attribute_accuracy_counts_attributes_predicted_right():
+    """A decoder that always predicts attributes 0 and 2 on (the others off) is right on exactly
+    the attributes where the data agree with that guess."""
+    from jmvae.evaluation import prediction_accuracy
+
+    image, attrs = Modality("image", (6,), "gaussian"), Modality("attributes", (5,), "bernoulli")
+    model = build_model(ModelConfig("jmvae-kl", (image, attrs), latent_dim=2, hidden_dim=8, alpha=0.1))
+    last = model.decoders["attributes"][-1]
+    torch.nn.init.zeros_(last.weight)
+    guess = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0])
+    with torch.no_grad():
+        last.bias.copy_(40 * guess - 20)
+    values = torch.randint(0, 2, (7, 5), generator=torch.Generator().manual_seed(0)).float()
+    batch = {"image": torch.randn(7, 6), "attributes": values}
+    accuracy = prediction_accuracy(model, batch, "image", "attributes")["accuracy"]
+    torch.testing.assert_close(accuracy, (values == guess).double().mean(-1))
+
+
+def test_cli_evaluates_faces_with_the_table_2_protocol(fixture_dir, tmp_path):
+    from test_cli import jmvae as run_cli
+
+    out = tmp_path / "run"
+    done = run_cli("train", "--data", "celeba", "--data-dir", str(fixture_dir), "--model", "jmvae-gan", "--max-steps", "1",
+                   "--batch-size", "2", "--latent-dim", "4", "--hidden-dim", "16", "--no-progress", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    done = run_cli("evaluate", str(out), "--data-dir", str(fixture_dir), "--json", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    def refuse(constant: str):
+        raise AssertionError(f"{constant} is not JSON")
+
+    result = json.loads(done.stdout, parse_constant=refuse)  # no NaN, even for a tiny test split
+    assert (result["k"], result["n_prior"], result["n_test"]) == (10, 10, 2)
+    assert set(result["log_likelihood"]) == {"image", "image|attributes", "joint"}
+    assert 0 <= result["accuracy"]["attributes|image"] <= 1

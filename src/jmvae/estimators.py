@@ -138,10 +138,10 @@ def log_marginal_by_prior(
     return estimates[tuple(targets)][inverse]
 
 
-def mean_and_sem(values: Tensor) -> tuple[float, float]:
-    """Mean and its standard error over data points."""
+def mean_and_sem(values: Tensor) -> tuple[float, float | None]:
+    """Mean and its standard error over data points (None for a single point: JSON has no NaN)."""
     values = values.double()
     n = values.numel()
-    sem = float(values.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
+    sem = float(values.std(unbiased=True) / math.sqrt(n)) if n > 1 else None
     return float(values.mean()), sem
 

@@ -15,7 +15,9 @@ joint                  log p(x, w)                  q(z | x, w)
 =====================  ===========================  ==========================================
 
 log p(w) = log (1/N_w) sum_i p(w | z_i), z_i ~ p(z), with N_w = ``n_prior``. Accuracy w|x: the
-most probable class of p(w | z) at the mean of q(z | x). Cells a model cannot compute are None.
+most probable class of p(w | z) at the mean of q(z | x); for binary attributes (CelebA), the
+share of attributes predicted right, p(w_j = 1 | z) > 1/2 (a tanh-Gaussian's mean > 0), averaged
+over attributes and test points. Cells a model cannot compute are None.
 All cells sharing a proposal share its k samples (one decoder pass per proposal).
 
 Test batch i draws its samples from a generator seeded by (seed, i): the estimates do not depend
@@ -131,8 +133,20 @@ def batch_cells(model: MultimodalModel, batch: dict[str, Tensor], config: EvalCo
         out["x|w/multiple"] = both[names] - log_pw
         out["x/single"] = bounds([(x,)], (x,))[(x,)]
         out["x|w/single"] = bounds([names], ws)[names] - log_pw
-        if len(ws) == 1 and model.config.modality(ws[0]).likelihood == "categorical":
-            z = model.posterior(batch, (x,)).mean
-            predicted = model.decode(z)[ws[0]].logits.argmax(-1)
-            out["accuracy"] = (predicted == batch[ws[0]]).double()
+        if len(ws) == 1:
+            out.update(prediction_accuracy(model, batch, x, ws[0]))
     return out
+
+
+def prediction_accuracy(model: MultimodalModel, batch: dict[str, Tensor], x: str, w: str) -> dict[str, Tensor]:
+    """{"accuracy": per test point} for w predicted from x alone (see the module docstring);
+    empty for a continuous w that is not a -1/1 attribute vector."""
+    modality = model.config.modality(w)
+    if modality.likelihood == "gaussian" and modality.mean_activation != "tanh":
+        return {}
+    predicted = model.decode(model.posterior(batch, (x,)).mean)[w]
+    if modality.likelihood == "categorical":
+        return {"accuracy": (predicted.logits.argmax(-1) == batch[w]).double()}
+    threshold = 0.5 if modality.likelihood == "bernoulli" else 0.0
+    right = (predicted.mean > threshold) == (batch[w] > threshold)
+    return {"accuracy": right.double().reshape(len(right), -1).mean(-1)}
