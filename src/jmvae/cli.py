@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 
 from jmvae import __version__
-from jmvae.checkpoint import load_run_config
 from jmvae.config import GAN_MODELS, MODEL_KINDS, PRECISIONS, EvalConfig, ModelConfig, TrainConfig, model_kind
 from jmvae.data import DATASETS, load_dataset
 from jmvae.errors import CheckpointError, JMVAEError
@@ -121,6 +120,24 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--scale", type=positive_int, default=3, help="pixel magnification of the PNG")
     add_common(s)
+
+    pr = sub.add_parser("predict", help="the other modality of an image file: each attribute's or class's probability")
+    pr.add_argument("run_dir")
+    pr.add_argument("--image", required=True, help="PNG or JPEG file (a face for CelebA runs, a digit for MNIST runs)")
+    pr.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    pr.add_argument("--top", type=positive_int, help="show only the N most probable")
+    add_common(pr)
+
+    ed = sub.add_parser("edit", help="change attributes (or the label) of an image and decode it again (Figure 6)")
+    ed.add_argument("run_dir")
+    ed.add_argument("--image", required=True, help="PNG or JPEG file")
+    ed.add_argument("--set", action="append", required=True, dest="changes",
+                    help="ATTRIBUTE=1|0 list, e.g. Smiling=1,Male=0, or label=3; repeat for several edits (one column each)")
+    ed.add_argument("--out", required=True, help="PNG file: the image, its reconstruction, then each edit")
+    ed.add_argument("--method", choices=("shift", "joint"), default="shift",
+                    help="shift: move z by q(z|w') - q(z|w) (default); joint: encode q(z|x,w') (see docs/editing.md)")
+    ed.add_argument("--scale", type=positive_int, default=3, help="pixel magnification of the PNG")
+    add_common(ed)
 
     b = sub.add_parser("bench", help="training and evaluation throughput and peak memory on the paper's MNIST model")
     b.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -316,6 +333,46 @@ def class_names(dataset: str) -> tuple[str, ...] | None:
     return FASHION_MNIST.classes if dataset == "fashion-mnist" else None
 
 
+def command_predict(args: argparse.Namespace) -> int:
+    from jmvae.editing import feature_names, load_image, predict_other
+    from jmvae.training import load_model
+
+    model, run, _ = load_model(args.run_dir, args.device)
+    names = feature_names(model, run.data, class_names(run.data["name"]))
+    image, notes = load_image(args.image, model, run.data)
+    prediction = predict_other(model, image.to(args.device), names)
+    order = prediction.probabilities.argsort(descending=True).tolist()[: args.top]
+    for note in notes:
+        print(f"{args.image}: {note}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"image": str(args.image), **prediction.to_dict()}))
+        return 0
+    what = "P(attribute | image)" if prediction.kind == "attributes" else "P(class | image)"
+    print(f"{what} from {model.config.display_name}:")
+    width = max(len(names[i]) for i in order)
+    for i in order:
+        print(f"  {names[i]:<{width}}  {float(prediction.probabilities[i]):.3f}")
+    return 0
+
+
+def command_edit(args: argparse.Namespace) -> int:
+    from jmvae.editing import displayable, edit_image, feature_names, load_image, parse_changes
+    from jmvae.images import image_grid, save_png
+    from jmvae.training import load_model
+
+    model, run, _ = load_model(args.run_dir, args.device)
+    names = feature_names(model, run.data, class_names(run.data["name"]))
+    edits = [parse_changes(model, text, names) for text in args.changes]
+    image, notes = load_image(args.image, model, run.data)
+    _, reconstruction, edited = edit_image(model, image.to(args.device), edits, names, args.method)
+    images = displayable(torch.cat([image.to(reconstruction.device), reconstruction, *edited]), model, run.data)
+    path = save_png(image_grid(images, columns=len(images)), args.out, args.scale)
+    for note in notes:
+        print(f"{args.image}: {note}", file=sys.stderr)
+    print(f"wrote {path}: the image, its reconstruction, then " + "; ".join(args.changes), file=sys.stderr)
+    return 0
+
+
 def command_reproduce(args: argparse.Namespace) -> int:
     from jmvae.reproduce import ReproduceConfig, reproduce, row_name, ROWS
 
@@ -391,7 +448,8 @@ def command_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": command_train, "evaluate": command_evaluate, "sample": command_sample, "reproduce": command_reproduce, "bench": command_bench, "plot": command_plot, "serve": command_serve}
+COMMANDS = {"train": command_train, "evaluate": command_evaluate, "sample": command_sample, "predict": command_predict,
+            "edit": command_edit, "reproduce": command_reproduce, "bench": command_bench, "plot": command_plot, "serve": command_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,6 @@ import fcntl
 import json
 import os
 import platform
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,7 +113,6 @@ def reproduce(
         return coherence_cell(model, judges[0], config.evaluation.seed)
 
     image_name, label_name = data.modalities[0].name, data.modalities[1].name
-    table: dict[str, Any] = {}
     for name in config.rows:
         kind, alpha = alphas[name]
         run_dir = config.runs / run_folder_name(name)
@@ -124,7 +122,7 @@ def reproduce(
             if "coherence" not in previous and run_dir.exists() and ckpt.latest_checkpoint(run_dir):
                 log(f"[{name}] adding the coherence of generation from labels")
                 model, _, _ = load_model(run_dir, config.train.device)
-                table = write_outputs(config.out, {name: {**previous, "coherence": row_coherence(model)}}, command)
+                write_outputs(config.out, {name: {**previous, "coherence": row_coherence(model)}}, command)
             continue
         model_config = ModelConfig(kind, data.modalities, config.latent_dim, config.hidden_dim, alpha=alpha)
         done = ckpt.latest_checkpoint(run_dir) if run_dir.exists() else None
@@ -144,7 +142,7 @@ def reproduce(
         if config.figures:
             log(f"[{name}] figures in {config.out / 'figures' / run_folder_name(name)}")
             model_figures(model, run_dir, data, config.out / "figures" / run_folder_name(name), seed=config.evaluation.seed)
-        table = write_outputs(config.out, {name: row}, command)
+        write_outputs(config.out, {name: row}, command)
     return write_outputs(config.out, {}, command)
 
 
@@ -309,7 +307,7 @@ def render_markdown(table: dict[str, Any]) -> str:
         f"Command: `{table['command']}`  ",
         f"Hardware: {table['hardware']}",
         "",
-        f"| model | log p(x) multiple | log p(x) single | log p(x\\|w) multiple | log p(x\\|w) single | "
+        "| model | log p(x) multiple | log p(x) single | log p(x\\|w) multiple | log p(x\\|w) single | "
         "log p(x,w) | accuracy w\\|x | coherence x\\|w | epochs | train s | eval s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]

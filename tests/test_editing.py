@@ -1,0 +1,149 @@
+"""Predicting w from an image file and editing an image through w (jmvae.editing, `jmvae predict`,
+`jmvae edit`), on scikit-learn's real 8x8 digits and on CelebA-format faces the tests make."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from jmvae import Modality, ModelConfig, TrainConfig, build_model, train
+from jmvae.coherence import fit_judge
+from jmvae.editing import (apply_changes, definite, label_edit_success, parse_changes,
+                           predict_other, Prediction)
+from jmvae.errors import JMVAEError
+
+from conftest import tiny_config
+from test_celeba import make_celeba
+from test_cli import jmvae
+
+
+@pytest.fixture(autouse=True)
+def few_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def digit_run(digits, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("edit") / "run"
+    result = train(tiny_config(digits, "jmvae-kl", alpha=0.1, latent=8, hidden=64),
+                   TrainConfig(epochs=20, lr=3e-3, batch_size=50, seed=0), digits, run_dir, progress=False,
+                   data_info=digits.run_info())
+    return run_dir, result.model
+
+
+def digit_png(pixels: torch.Tensor, path) -> None:
+    """An 8x8 binary digit as a 64x64 PNG, light on dark like the data."""
+    Image.fromarray((pixels.numpy() * 255).astype(np.uint8), mode="L").resize((64, 64), Image.NEAREST).save(path)
+
+
+def test_predict_from_png_files_names_the_digits(digit_run, digits, tmp_path):
+    run_dir, _ = digit_run
+    right = 0
+    for i in range(10):
+        path = tmp_path / f"{i}.png"
+        digit_png(digits.test["image"][i], path)
+        done = jmvae("predict", str(run_dir), "--image", str(path), "--json")
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        probabilities = result["probabilities"]
+        assert result["kind"] == "classes" and sum(probabilities.values()) == pytest.approx(1, abs=1e-5)
+        right += max(probabilities, key=probabilities.get) == str(int(digits.test["label"][i]))
+    assert right >= 8  # the model names 90% of the test digits given as tensors
+
+
+def test_shift_edits_change_the_digit_and_joint_edits_barely_do(digit_run, digits):
+    _, model = digit_run
+    judge = fit_judge(digits.train["image"], digits.train["label"], digits.test["image"], digits.test["label"], epochs=30, hidden=64)
+    images = digits.test["image"][:200]
+    shift = label_edit_success(model, judge, images, "shift")
+    joint = label_edit_success(model, judge, images, "joint")
+    assert shift > 0.4 and shift > joint + 0.2  # chance is 0.1
+
+
+def test_edit_writes_the_image_its_reconstruction_and_each_edit(digit_run, digits, tmp_path):
+    run_dir, _ = digit_run
+    digit_png(digits.test["image"][0], tmp_path / "d.png")
+    done = jmvae("edit", str(run_dir), "--image", str(tmp_path / "d.png"), "--set", "label=3", "--set", "7",
+                 "--out", str(tmp_path / "e.png"), "--scale", "1")
+    assert done.returncode == 0, done.stderr
+    assert Image.open(tmp_path / "e.png").size == (4 * 9 + 1, 9 + 1)  # four 8x8 images, 1-pixel borders
+
+
+def test_changes_on_attributes_of_both_likelihoods():
+    names = ("Male", "Smiling", "Young")
+    for likelihood, off in (("bernoulli", 0.0), ("gaussian", -1.0)):
+        extra = {"mean_activation": "tanh"} if likelihood == "gaussian" else {}
+        attrs = Modality("attributes", (3,), likelihood, **extra)
+        model = build_model(ModelConfig("jmvae-kl", (Modality("image", (4,), "gaussian"), attrs), 2, 8, alpha=0.1))
+        w = definite(model, Prediction(names, torch.tensor([0.9, 0.2, 0.6]), "attributes"))
+        torch.testing.assert_close(w, torch.tensor([[1.0, off, 1.0]]))
+        changes = parse_changes(model, "Smiling=1, Male=0", names)
+        assert changes == {"Smiling": 1.0, "Male": 0.0}
+        torch.testing.assert_close(apply_changes(model, w, changes, names), torch.tensor([[off, 1.0, 1.0]]))
+        for bad, message in (("Smile=1", "unknown attribute"), ("Smiling=yes", "expected ATTRIBUTE=1"), (" , ", "empty")):
+            with pytest.raises(JMVAEError, match=message):
+                parse_changes(model, bad, names)
+
+
+def test_tanh_attribute_probability_is_the_normal_tail(digits):
+    """P(w_j > 0 | z) = Phi(mean_j / scale_j) for the paper's tanh-Gaussian attributes."""
+    attrs = Modality("attributes", (3,), "gaussian", scale=0.5, mean_activation="tanh")
+    model = build_model(ModelConfig("jmvae-kl", (Modality("image", (4,), "gaussian"), attrs), 2, 8, alpha=0.1)).eval()
+    last = model.decoders["attributes"][-1]
+    torch.nn.init.zeros_(last.weight)
+    with torch.no_grad():
+        last.bias.copy_(torch.tensor([0.0, 10.0, -0.5]))
+    p = predict_other(model, torch.randn(1, 4), ("a", "b", "c")).probabilities
+    expected = torch.distributions.Normal(0, 1).cdf(torch.tanh(torch.tensor([0.0, 10.0, -0.5])) / 0.5)
+    torch.testing.assert_close(p, expected)
+
+
+def test_faces_are_read_through_the_runs_crop_and_standardization(tmp_path):
+    folder, _ = make_celeba(tmp_path / "data", n=6, partition=[0, 0, 0, 1, 2, 2])
+    run = tmp_path / "run"
+    done = jmvae("train", "--data", "celeba", "--data-dir", str(tmp_path / "data"), "--max-steps", "1", "--batch-size", "2",
+                 "--latent-dim", "4", "--hidden-dim", "16", "--no-progress", "--out", str(run))
+    assert done.returncode == 0, done.stderr
+    face = next((folder / "img_align_celeba").glob("*.jpg"))
+    done = jmvae("predict", str(run), "--image", str(face), "--json")
+    assert done.returncode == 0, done.stderr
+    probabilities = json.loads(done.stdout)["probabilities"]
+    assert len(probabilities) == 40 and all(0 <= p <= 1 for p in probabilities.values())
+    Image.open(face).resize((100, 80)).save(tmp_path / "other.png")  # not an aligned face
+    done = jmvae("edit", str(run), "--image", str(tmp_path / "other.png"), "--set", "Smiling=1,Male=0",
+                 "--out", str(tmp_path / "edit.png"))
+    assert done.returncode == 0, done.stderr
+    assert "centre square 80x80 used" in done.stderr
+    assert Image.open(tmp_path / "edit.png").mode == "RGB"
+    Image.open(face).convert("L").save(tmp_path / "gray.png")
+    done = jmvae("predict", str(run), "--image", str(tmp_path / "gray.png"))
+    assert done.returncode == 2 and "faces are RGB" in done.stderr
+
+
+def test_bad_input_gets_one_line_and_exit_2(digit_run, tmp_path):
+    run_dir, _ = digit_run
+    (tmp_path / "not.png").write_bytes(b"this is not an image")
+    for args, message in (
+        (["predict", str(run_dir), "--image", str(tmp_path / "missing.png")], "no such image file"),
+        (["predict", str(run_dir), "--image", str(tmp_path / "not.png")], "not an image that can be read"),
+        (["edit", str(run_dir), "--image", str(tmp_path / "not.png"), "--set", "label=11", "--out", str(tmp_path / "x.png")],
+         "is not one of the classes"),
+    ):
+        done = jmvae(*args)
+        assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_models_without_p_w_given_z_are_refused(digits, tmp_path):
+    run = tmp_path / "cvae"
+    train(tiny_config(digits, "cvae"), TrainConfig(max_steps=1), digits, run, progress=False, data_info=digits.run_info())
+    digit_png(digits.test["image"][0], tmp_path / "d.png")
+    done = jmvae("predict", str(run), "--image", str(tmp_path / "d.png"))
+    assert done.returncode == 2 and "cannot predict or edit" in done.stderr
