@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from jmvae import Modality, ModelConfig, TrainConfig, build_model, train
+from jmvae import Modality, ModelConfig, TrainConfig, build_model, load_dataset, train
 from jmvae.coherence import fit_judge
 from jmvae.editing import (apply_changes, definite, label_edit_success, parse_changes,
                            predict_other, Prediction)
@@ -147,3 +147,22 @@ def test_models_without_p_w_given_z_are_refused(digits, tmp_path):
     digit_png(digits.test["image"][0], tmp_path / "d.png")
     done = jmvae("predict", str(run), "--image", str(tmp_path / "d.png"))
     assert done.returncode == 2 and "cannot predict or edit" in done.stderr
+
+
+def test_plot_draws_the_attribute_figures_for_faces(tmp_path):
+    from jmvae.plots import latent_colours
+
+    make_celeba(tmp_path / "data", n=8, partition=[0, 0, 0, 0, 1, 2, 2, 2])
+    run = tmp_path / "run"
+    done = jmvae("train", "--data", "celeba", "--data-dir", str(tmp_path / "data"), "--model", "jmvae-gan", "--epochs", "1",
+                 "--batch-size", "2", "--latent-dim", "4", "--hidden-dim", "16", "--no-progress", "--out", str(run))
+    assert done.returncode == 0, done.stderr
+    done = jmvae("plot", str(run), "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "figures"))
+    assert done.returncode == 0, done.stderr
+    for name in ("latent.png", "faces_per_attribute.png", "attribute_editing.png", "reconstructions.png", "curves.png"):
+        assert (tmp_path / "figures" / name).is_file(), name
+    data = load_dataset("celeba", tmp_path / "data", cache_dir=tmp_path / "cache")
+    labels, classes = latent_colours(data, 3)
+    male = data.feature_names["attributes"].index("Male")
+    assert classes == ("not Male", "Male")
+    assert labels.tolist() == (data.test["attributes"][:3, male] > 0.5).long().tolist()

@@ -10,7 +10,18 @@
 - ``reconstructions.png`` (Appendix C): test images, their reconstructions through the joint
   encoder q(z | x, w) and through the image-only encoder q(z | x) (mean of q, then p(x | z)).
 - ``curves.png``: every logged loss term (reconstruction per modality, KL to the prior, the
-  alpha-weighted unimodal KLs) against the epoch, from ``metrics.jsonl``.
+  alpha-weighted unimodal KLs, the GAN variants' terms) against the epoch, from ``metrics.jsonl``.
+
+For attribute data (CelebA: colour faces, 40 binary attributes), instead of ``generation.png``:
+
+- ``faces_per_attribute.png`` (Figure 4a): one row per attribute a, with w_a = that attribute on
+  and the others off: first the "average face", the image mean at the mean of the generation
+  latent given w_a (JMVAE: q(z | w_a)), then faces at random draws of it;
+- ``attribute_editing.png`` (Figure 6, JMVAE only): test faces, their reconstructions, then each
+  face with one attribute flipped from its predicted value (``jmvae.editing``, shift method);
+
+and ``latent.png`` is coloured by one attribute (``Male`` by default) instead of a label.
+Faces are shown with the run's standardization undone.
 """
 
 from __future__ import annotations
@@ -80,13 +91,24 @@ def draw_latent(ax: Any, points2d: np.ndarray, labels: np.ndarray | None, classe
     ax.set_yticks([])
 
 
+def latent_colours(data, points: int, attribute: str = "Male") -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """(labels for colouring the latent map, their names): the label, or one binary attribute."""
+    if "label" in data.test:
+        return data.test["label"][:points].cpu().numpy(), data.classes
+    for name, names in data.feature_names.items():
+        if attribute in names:
+            on = data.test[name][:points, names.index(attribute)].cpu().numpy() > 0.5
+            return on.astype(np.int64), (f"not {attribute}", attribute)
+    return None, ()
+
+
 def plot_latent(runs: list[tuple[MultimodalModel, Any]], data, path: Path, embedding: str, points: int, seed: int) -> Path:
-    points = min(points, len(data.test["label"]))
+    points = min(points, len(next(iter(data.test.values()))))
     fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 5), squeeze=False)
-    labels = data.test["label"][:points].cpu().numpy()
+    labels, classes = latent_colours(data, points)
     for ax, (model, run) in zip(axes[0], runs):
         means = latent_means(model, data.test, points)
-        draw_latent(ax, embed(means, embedding, seed), labels, data.classes,
+        draw_latent(ax, embed(means, embedding, seed), labels, classes,
                     f"{model.config.display_name}: {embedding.upper()} of E[z | {', '.join(model.inputs)}]")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -122,10 +144,17 @@ def plot_generation(model: MultimodalModel, classes: tuple[str, ...], path: Path
     return path
 
 
+def shown(images: Tensor, data, name: str = "image") -> Tensor:
+    """Images as [0, 1] intensities for display: a run's standardization undone where it has one."""
+    standardization = getattr(data, "standardization", {}).get(name) if data is not None else None
+    return standardization.undo(images.cpu()) if standardization is not None else images
+
+
 @torch.inference_mode()
-def plot_reconstructions(model: MultimodalModel, test: dict[str, Tensor], path: Path, n: int = 12) -> Path:
+def plot_reconstructions(model: MultimodalModel, test: dict[str, Tensor], path: Path, n: int = 12, data=None) -> Path:
     image, label = image_and_label(model)
     shape = model.config.modality(image).shape
+    n = min(n, len(test[image]))
     batch = {k: v[:n] for k, v in test.items() if k in model.config.names}
     rows, titles = [batch[image]], ["test images"]
     rows.append(model.decode(model.posterior(batch, model.inputs).mean, batch)[image].mean)
@@ -139,7 +168,7 @@ def plot_reconstructions(model: MultimodalModel, test: dict[str, Tensor], path: 
             pass
     fig, axes = plt.subplots(len(rows), 1, figsize=(n * 0.6, len(rows) * 0.9))
     for ax, row, title in zip(np.atleast_1d(axes), rows, titles):
-        ax.imshow(image_grid(row.reshape(n, *shape), columns=n), cmap="gray", vmin=0, vmax=255)
+        ax.imshow(image_grid(shown(row.reshape(n, *shape), data, image), columns=n), cmap="gray", vmin=0, vmax=255)
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     fig.tight_layout()
@@ -153,6 +182,7 @@ CURVE_TITLES = {
     "kl_prior": "KL(q(z|all) || p(z))",
     "recon": "E_q log p({} | z)",
     "kl": "KL(q(z|all) || q(z|{}))",
+    "gan": "GAN: {}",
 }
 
 
@@ -187,7 +217,7 @@ def plot_run(
 ) -> list[Path]:
     """Every figure that applies to the run in ``run_dir``, written into ``out``; returns their paths."""
     model, run, _ = load_model(run_dir, device)
-    data = load_dataset(run.data["name"], data_dir).to(device)
+    data = load_dataset(run.data["name"], data_dir, **run.data.get("options", {})).to(device)
     out.mkdir(parents=True, exist_ok=True)
     runs = [(model, run)]
     if compare is not None:
@@ -195,21 +225,102 @@ def plot_run(
         if other_run.data != run.data:
             raise JMVAEError(f"--compare {compare} was trained on {other_run.data['name']}, {run_dir} on {run.data['name']}")
         runs.append((other, other_run))
-    written = [plot_latent(runs, data, out / "latent.png", embedding, points, seed)]
+    written = [plot_latent(runs, data, out / "latent.png", embedding, points, seed)] if enough_for_a_map(data) else []
     written += model_figures(model, run_dir, data, out, seed, latent=False)
     return written
+
+
+def enough_for_a_map(data, minimum: int = 3) -> bool:
+    """Whether the test split has enough points for a 2-D latent map (a warning if not)."""
+    n = len(next(iter(data.test.values())))
+    if n < minimum:
+        logger.warning("latent.png skipped: the test split has %d point(s); a 2-D map needs %d", n, minimum)
+    return n >= minimum
 
 
 def model_figures(model: MultimodalModel, run_dir: Path, data, out: Path, seed: int = 0, latent: bool = True,
                   points: int = 2000) -> list[Path]:
     """The figures of one model (``jmvae reproduce`` calls this after evaluating each row)."""
     out.mkdir(parents=True, exist_ok=True)
-    written = [plot_latent([(model, None)], data, out / "latent.png", "pca", points, seed)] if latent else []
+    written = [plot_latent([(model, None)], data, out / "latent.png", "pca", points, seed)] if latent and enough_for_a_map(data) else []
     _, label = image_and_label(model)
     if label is not None:
         written.append(plot_generation(model, data.classes, out / "generation.png", seed))
-    written.append(plot_reconstructions(model, data.test, out / "reconstructions.png"))
+    attributes = next(((m, names) for m, names in data.feature_names.items() if m in model.config.names), None)
+    if attributes is not None:
+        written.append(plot_faces_per_attribute(model, data, attributes[0], attributes[1], out / "faces_per_attribute.png", seed))
+        if model.config.kind in ("jmvae-zero", "jmvae-kl"):
+            written.append(plot_attribute_editing(model, data, attributes[1], out / "attribute_editing.png"))
+    written.append(plot_reconstructions(model, data.test, out / "reconstructions.png", data=data))
     history = read_history(run_dir)
     if history:
         written.append(plot_curves(history, model.config.display_name, out / "curves.png"))
     return written
+
+
+EDITED_ATTRIBUTES = ("Smiling", "Male", "Eyeglasses", "Blond_Hair", "Young", "Mustache")
+
+
+@torch.inference_mode()
+def plot_faces_per_attribute(model: MultimodalModel, data, name: str, names: tuple[str, ...], path: Path, seed: int,
+                             per_row: int = 7) -> Path:
+    """Figure 4(a): per attribute, the average face and ``per_row`` random faces (module docstring)."""
+    from jmvae.data.celeba import attribute_vector
+
+    image = model.config.names[0]
+    shape = model.config.modality(image).shape
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    rows = []
+    for attribute in names:
+        given = {name: attribute_vector(names, [attribute], model.config.modality(name)).to(device)}
+        latent = model.generation_latent(given, (name,))
+        average = model.decode(latent.mean.reshape(1, -1), given)[image].mean
+        rows += [average.reshape(1, *shape), generate(model, given, per_row, generator)[image].mean.reshape(per_row, *shape)]
+    grid = image_grid(shown(torch.cat(rows), data, image), columns=per_row + 1)
+    fig, ax = plt.subplots(figsize=((per_row + 1) * 0.9 + 1.6, len(names) * 0.9 + 0.6))
+    ax.imshow(grid)
+    ax.set_yticks([(grid.shape[0] / len(names)) * (i + 0.5) for i in range(len(names))], names, fontsize=7)
+    ax.set_xticks([grid.shape[1] / (per_row + 1) * 0.5], ["average"], fontsize=7)
+    ax.set_title(f"{model.config.display_name}: faces from one attribute (the others off); first column: the mean of z",
+                 fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+@torch.inference_mode()
+def plot_attribute_editing(model: MultimodalModel, data, names: tuple[str, ...], path: Path, n: int = 6,
+                           attributes: tuple[str, ...] = EDITED_ATTRIBUTES) -> Path:
+    """Figure 6: test faces, reconstructions, and one attribute flipped per column (shift edits)."""
+    from jmvae.editing import Prediction, apply_changes, definite, edit_batch, predict_other
+
+    image = model.config.names[0]
+    shape = model.config.modality(image).shape
+    attributes = tuple(a for a in attributes if a in names)
+    device = next(model.parameters()).device
+    faces = data.test[image][: min(n, len(data.test[image]))].to(device)
+    columns: list[list[Tensor]] = [[], []] + [[] for _ in attributes]
+    for face in faces:
+        face = face.unsqueeze(0)
+        prediction: Prediction = predict_other(model, face, names)
+        w = definite(model, prediction)
+        flipped = [apply_changes(model, w, {a: float(w[0, names.index(a)] <= 0.5)}, names) for a in attributes]
+        reconstruction = edit_batch(model, face, w, w)[0]
+        columns[0].append(face)
+        columns[1].append(reconstruction)
+        for column, w_new in zip(columns[2:], flipped):
+            column.append(edit_batch(model, face, w, w_new)[1])
+    images = torch.stack([torch.cat(c).reshape(-1, *shape) for c in columns], dim=1).reshape(-1, *shape)
+    grid = image_grid(shown(images, data, image), columns=len(columns))
+    titles = ["face", "reconstruction"] + [f"flip {a}" for a in attributes]
+    fig, ax = plt.subplots(figsize=(len(columns) * 1.1 + 0.4, len(faces) * 1.1 + 0.6))
+    ax.imshow(grid)
+    ax.set_xticks([(grid.shape[1] / len(columns)) * (i + 0.5) for i in range(len(columns))], titles, fontsize=7, rotation=30)
+    ax.set_yticks([])
+    ax.set_title(f"{model.config.display_name}: attribute editing (z + q(z|w') - q(z|w))", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
