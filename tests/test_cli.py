@@ -76,7 +76,7 @@ def test_train_resume_continues_and_refuses_to_clobber(run_dir, capsys):
         (["sample", "RUN", "--given", "colour=3", "--out", "x.png"], "colour"),
         (["sample", "RUN", "--given", "label", "--out", "x.png"], "expected NAME=VALUE"),
         (["evaluate", "NOWHERE"], "is not a folder"),
-        (["train", "--model", "vae", "--alpha", "0.5", "--out", "NEW"], "--alpha applies to --model jmvae-kl only"),
+        (["train", "--model", "vae", "--alpha", "0.5", "--out", "NEW"], "--alpha applies to --model jmvae-kl and jmvae-gan only"),
         (["train", "--data", "mnist", "--data-dir", "EMPTY", "--out", "NEW"], "put the four IDX files"),
     ],
 )
