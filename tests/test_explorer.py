@@ -522,3 +522,91 @@ def test_screenshot(browser, digits, tmp_path):
         context.close()
     finally:
         server.close()
+
+
+# -- a face run (CelebA format: colour images, 40 attributes) ------------------------------------
+@pytest.fixture(scope="module")
+def face_run(tmp_path_factory):
+    from jmvae import ModelConfig, load_dataset
+    from test_celeba import make_celeba
+
+    root = tmp_path_factory.mktemp("faces")
+    make_celeba(root / "data", n=8, partition=[0, 0, 0, 0, 1, 2, 2, 2])
+    data = load_dataset("celeba", root / "data")
+    config = ModelConfig("jmvae-kl", data.modalities, latent_dim=4, hidden_dim=16, alpha=0.1)
+    train(config, TrainConfig(epochs=1, batch_size=2, seed=0), data, root / "run", progress=False, data_info=data.run_info())
+    return root / "run", root / "data"
+
+
+@pytest.fixture(scope="module")
+def face_app(face_run):
+    run, data_dir = face_run
+    return create_app(run, data_dir=data_dir)
+
+
+def test_face_run_info_offers_attributes_instead_of_labels(face_app):
+    info = face_app.test_client().get("/api/info").get_json()
+    assert info["colour"] is True and info["image_shape"] == [3, 64, 64] and len(info["attributes"]) == 40
+    caps = info["capabilities"]
+    assert caps["sample_attributes"]["ok"] and caps["predict"]["ok"] and caps["latent_map"]["ok"]
+    assert not caps["sample_label"]["ok"] and "tick attributes" in caps["sample_label"]["why"]
+    assert info["map_classes"] == ["not Male", "Male"]
+
+
+def test_faces_from_ticked_attributes_are_colour_grids(face_app):
+    client = face_app.test_client()
+    out = client.post("/api/sample", json={"attributes": ["Male", "Smiling"], "n": 4, "seed": 3}).get_json()
+    grid = decode_data_url(out["grid"])
+    assert grid.shape == (2 * 65 + 1, 2 * 65 + 1, 3) and out["attributes"] == ["Male", "Smiling"]
+    assert out == client.post("/api/sample", json={"attributes": ["Male", "Smiling"], "n": 4, "seed": 3}).get_json()
+    bad = client.post("/api/sample", json={"attributes": ["Smile"]})
+    assert bad.status_code == 400 and "unknown attribute(s) Smile" in bad.get_json()["error"]
+    bad = client.post("/api/sample", json={"attributes": "Male"})
+    assert bad.status_code == 400 and "a list of attribute names" in bad.get_json()["error"]
+
+
+def test_a_face_upload_gets_attribute_probabilities(face_app, face_run):
+    _, data_dir = face_run
+    face = next((data_dir / "celeba" / "img_align_celeba").glob("*.jpg"))
+    out = upload(face_app.test_client(), png_bytes(Image.open(face).convert("RGBA")), "face.png").get_json()
+    attributes = out["prediction"]["attributes"]
+    assert len(attributes) == 40 and all(0 <= a["probability"] <= 1 for a in attributes)
+    assert [a["probability"] for a in attributes] == sorted((a["probability"] for a in attributes), reverse=True)
+    assert decode_data_url(out["input"]).shape == (64, 64, 3) and decode_data_url(out["reconstruction"]["image"]).shape == (64, 64, 3)
+    assert "converted from mode RGBA to RGB" in out["notes"]
+
+
+def test_face_map_is_coloured_by_an_attribute(face_app):
+    client = face_app.test_client()
+    latent = client.get("/api/latent").get_json()
+    assert latent["classes"] == ["not Male", "Male"] and set(latent["labels"]) <= {0, 1}
+    point = client.get("/api/point/0").get_json()
+    assert point["class_name"] in ("not Male", "Male") and decode_data_url(point["image"]).shape == (64, 64, 3)
+
+
+def test_browser_face_page_samples_ticked_attributes_and_reads_an_upload(browser, face_app, face_run, tmp_path):
+    server = LiveServer(face_app)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server.url + "/")
+        page.wait_for_selector("body[data-ready='1']")
+        assert page.inner_text("#samples-title") == "Samples from attributes"
+        assert page.locator("#attribute-boxes input").count() == 40 and page.is_hidden("#samples-off")
+        page.check("#attribute-boxes input[data-attribute='Smiling']")
+        page.check("#attribute-boxes input[data-attribute='Male']")
+        page.click("#attributes-button")
+        page.wait_for_function("document.querySelector('#samples').dataset.label === 'attributes:Male,Smiling'")
+        assert "given Male, Smiling" in page.inner_text("#samples-caption")
+        face = next((face_run[1] / "celeba" / "img_align_celeba").glob("*.jpg"))
+        page.set_input_files("#upload", str(face))
+        page.wait_for_selector("#prediction[data-label]")
+        assert page.inner_text("#prediction").startswith("Most probable attributes: ")
+        assert page.locator("#probabilities .bar").count() == 12
+        assert page.locator("#map-legend span").count() == 2 and errors == []
+    finally:
+        context.close()
+        server.close()

@@ -213,25 +213,48 @@ def load_image(path: str | Path, model: MultimodalModel, run_data: Mapping[str, 
 def _face(path: Path, shape: tuple[int, ...], options: Mapping[str, Any], standardization: Mapping[str, Any]) -> tuple[Tensor, list[str]]:
     from PIL import Image, UnidentifiedImageError
 
-    from jmvae.data.celeba import ALIGNED_SIZE, decode_image
-    from jmvae.data import Standardization
-
-    crop, size, notes = options.get("crop", "aligned"), shape[-1], []
     try:
         with Image.open(path) as image:
-            width, height, mode = *image.size, image.mode
+            image.load()
+            if image.mode != "RGB":
+                raise DataError(f"{path}: a mode {image.mode} image; faces are RGB: convert it first")
+            return face_tensor(image, shape, options, standardization)
     except (UnidentifiedImageError, OSError) as exc:
         raise DataError(f"{path}: cannot be decoded as an image ({exc}); give a JPEG or PNG face") from None
-    if mode != "RGB":
-        raise DataError(f"{path}: a mode {mode} image; faces are RGB: convert it first")
-    if crop == "aligned" and (width, height) != ALIGNED_SIZE:
+
+
+def face_tensor(image, shape: tuple[int, ...], options: Mapping[str, Any], standardization: Mapping[str, Any]) -> tuple[Tensor, list[str]]:
+    """A Pillow RGB face -> the standardised batch of one a face run reads, and notes: the run's
+    crop (an image that is not a 178x218 aligned face: its centre square; ``detect``: the face
+    detector's box), resized to the model's side with Lanczos, as the CelebA cache was made."""
+    import numpy as np
+    from PIL import Image
+
+    from jmvae.data import Standardization
+    from jmvae.data.celeba import ALIGNED_CROP, ALIGNED_SIZE, detect_face
+
+    crop, size, notes = options.get("crop", "aligned"), shape[-1], []
+    width, height = image.size
+    if crop == "detect":
+        box = detect_face(np.asarray(image))
+        if box is None:
+            raise DataError("the face detector found no face; crop the face yourself and try again")
+    elif crop == "aligned" and (width, height) == ALIGNED_SIZE:
+        box = ALIGNED_CROP
+    elif crop == "aligned" or box_outside(crop, width, height):
         side = min(width, height)
-        crop = [(width - side) // 2, (height - side) // 2, (width + side) // 2, (height + side) // 2]
+        box = ((width - side) // 2, (height - side) // 2, (width + side) // 2, (height + side) // 2)
         notes.append(f"not an aligned {ALIGNED_SIZE[0]}x{ALIGNED_SIZE[1]} CelebA face: centre square {side}x{side} used")
-    pixels = decode_image(path, crop, size)
-    if pixels is None:
-        raise DataError(f"{path}: the face detector found no face; crop the face yourself and try again")
-    return Standardization.from_dict(standardization).apply(torch.from_numpy(pixels)).unsqueeze(0), notes
+    else:
+        box = tuple(crop)
+    pixels = np.asarray(image.resize((size, size), Image.Resampling.LANCZOS, box=tuple(box)), dtype=np.uint8)
+    tensor = torch.from_numpy(pixels.transpose(2, 0, 1).copy())
+    return Standardization.from_dict(standardization).apply(tensor).unsqueeze(0), notes
+
+
+def box_outside(crop: Any, width: int, height: int) -> bool:
+    """Whether a (left, top, right, bottom) crop box does not fit an image of this size."""
+    return isinstance(crop, (list, tuple)) and (crop[0] < 0 or crop[1] < 0 or crop[2] > width or crop[3] > height)
 
 
 def displayable(images: Tensor, model: MultimodalModel, run_data: Mapping[str, Any]) -> Tensor:

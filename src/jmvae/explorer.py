@@ -23,6 +23,13 @@ mostly light (mean > 0.5), padded to the model's aspect ratio, resized to its im
 binarized at 0.5. A bad upload gets a JSON error (HTTP 400, or 413 when too large) that the page
 shows; the server keeps serving.
 
+Face runs (colour (3, H, W) images with named attributes, e.g. CelebA) get the same panels with
+attributes in place of labels: ``/api/sample`` takes ``{"attributes": [names]}`` (those on, the
+others off), ``/api/analyze`` answers every attribute's probability p(w_j = 1 | z), most probable
+first, an uploaded face is cropped, resized and standardised like the training faces
+(``jmvae.editing.face_tensor``), images are shown with the standardisation undone, and the map
+is coloured by ``MAP_ATTRIBUTE``.
+
 ``create_app(run_dir)`` builds the Flask app (the tests use it directly); ``serve(run_dir)``
 runs it on werkzeug's threaded server, bound to 127.0.0.1 unless told otherwise.
 """
@@ -47,7 +54,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from jmvae.data import load_dataset
+from jmvae.data import Standardization, load_dataset
 from jmvae.errors import DataError, JMVAEError
 from jmvae.generation import generate, predict
 from jmvae.images import image_grid
@@ -58,6 +65,7 @@ MAX_SIDE = 4096  # an uploaded image's width and height limit, in pixels
 MIN_SIDE = 4  # smaller than this cannot show a digit
 UPLOAD_FORMATS = ("PNG", "JPEG")
 MAP_POINTS = 2000  # test points on the latent map
+MAP_ATTRIBUTE = "Male"  # what colours a face run's latent map
 MAX_SAMPLES = 64
 DEFAULT_SAMPLES = 16
 STATIC = Path(__file__).with_name("explorer_static")
@@ -77,22 +85,22 @@ class RequestError(JMVAEError):
 
 # -- images ---------------------------------------------------------------------------------
 def png_data_url(pixels: np.ndarray | Tensor) -> str:
-    """An (H, W) array, uint8 or floats in [0, 1], as a ``data:image/png`` URL."""
+    """An (H, W) grayscale or colour (3, H, W) / (H, W, 3) array, uint8 or floats in [0, 1], as a
+    ``data:image/png`` URL."""
     if isinstance(pixels, Tensor):
         pixels = pixels.detach().float().cpu().numpy()
+    if pixels.ndim == 3 and pixels.shape[0] == 3 and pixels.shape[-1] != 3:
+        pixels = pixels.transpose(1, 2, 0)
     if pixels.dtype != np.uint8:
         pixels = (np.clip(pixels, 0.0, 1.0) * 255).round().astype(np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    Image.fromarray(np.ascontiguousarray(pixels), mode="RGB" if pixels.ndim == 3 else "L").save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def prepare_upload(data: bytes, shape: tuple[int, int], light_on_dark: bool = True) -> tuple[Tensor, list[str]]:
-    """The bytes of an uploaded PNG/JPEG -> a binary (H, W) float tensor, and notes on what was done.
-
-    Raises ``UploadError`` with a message for the user when the upload is not usable.
-    """
-    height, width = shape
+def open_upload(data: bytes) -> Image.Image:
+    """The bytes of an uploaded PNG/JPEG -> a loaded Pillow image, checked (format, size, pixels,
+    damage) before and while decoding; ``UploadError`` with a message for the user otherwise."""
     if not data:
         raise UploadError("the upload is empty; choose a PNG or JPEG image")
     if len(data) > MAX_UPLOAD_BYTES:
@@ -117,7 +125,17 @@ def prepare_upload(data: bytes, shape: tuple[int, int], light_on_dark: bool = Tr
             image = ImageOps.exif_transpose(image)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise UploadError(f"the {image.format} file is damaged or truncated; choose another image") from None
+    return image
 
+
+def prepare_upload(data: bytes, shape: tuple[int, int], light_on_dark: bool = True) -> tuple[Tensor, list[str]]:
+    """The bytes of an uploaded PNG/JPEG -> a binary (H, W) float tensor, and notes on what was done.
+
+    Raises ``UploadError`` with a message for the user when the upload is not usable.
+    """
+    height, width = shape
+    image = open_upload(data)
+    w, h = image.size
     notes = []
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
@@ -172,28 +190,39 @@ class Explorer:
         self.test: dict[str, Tensor] | None = None
         self.data_note = ""
         try:
-            data = load_dataset(self.data_name, data_dir)
+            data = load_dataset(self.data_name, data_dir, **self.run.data.get("options", {}))
         except (DataError, OSError) as exc:
             self.data_note = f"test images unavailable ({' '.join(str(exc).split())}); the latent map and test images are off"
             self.classes = tuple(str(i) for i in range(self.n_classes)) if self.label else ()
         else:
-            self.test = {k: v for k, v in data.test.items() if k in (self.image, self.label)}
+            self.test = {k: v for k, v in data.test.items() if k in (self.image, self.label, self.attributes)}
             if tuple(self.test[self.image].shape[1:]) != self.image_shape:
                 raise JMVAEError(
                     f"{self.run_dir}: the model's images are {self.image_shape} but {self.data_name}'s test images are {tuple(self.test[self.image].shape[1:])}"
                 )
             self.classes = tuple(data.classes) if self.label else ()
-        self.light_on_dark = True if self.test is None else bool(self.test[self.image].float().mean() < 0.5)
+        self.light_on_dark = True if self.test is None or self.colour else bool(self.test[self.image].float().mean() < 0.5)
+        self.map_classes = self.classes if self.label else (
+            (f"not {MAP_ATTRIBUTE}", MAP_ATTRIBUTE) if MAP_ATTRIBUTE in self.attribute_names else ())
         self.capabilities = self._probe()
         self.latent = self._latent_map(map_points) if self.test is not None else None
 
     # -- set-up ---------------------------------------------------------------------------------
     def _find_modalities(self) -> None:
-        images = [m for m in self.config.modalities if len(m.shape) == 2 and m.likelihood != "categorical"]
+        images = [m for m in self.config.modalities if m.likelihood != "categorical"
+                  and (len(m.shape) == 2 or (len(m.shape) == 3 and m.shape[0] == 3))]
         if not images:
-            raise JMVAEError(f"{self.run_dir}: the explorer shows 2-D images, and this model's modalities are {list(self.config.names)}")
+            raise JMVAEError(f"{self.run_dir}: the explorer shows grayscale (H, W) or colour (3, H, W) images, and this "
+                             f"model's modalities are {list(self.config.names)}")
         self.image = images[0].name
-        self.image_shape: tuple[int, int] = tuple(images[0].shape)  # type: ignore[assignment]
+        self.image_shape: tuple[int, ...] = tuple(images[0].shape)
+        self.colour = len(self.image_shape) == 3
+        standardization = self.run.data.get("standardization", {}).get(self.image)
+        self.standardization = Standardization.from_dict(standardization) if standardization else None
+        feature_names = self.run.data.get("feature_names", {})
+        attributes = [m for m in self.config.modalities if m.name in feature_names and m.name != self.image]
+        self.attributes: str | None = attributes[0].name if attributes else None
+        self.attribute_names: tuple[str, ...] = tuple(feature_names[self.attributes]) if attributes else ()
         labels = [m for m in self.config.modalities if m.likelihood == "categorical"]
         self.label: str | None = labels[0].name if labels else None
         self.n_classes = labels[0].shape[0] if labels else 0
@@ -225,7 +254,9 @@ class Explorer:
         caps: dict[str, dict[str, Any]] = {}
 
         # Samples given a label.
-        if self.label is None:
+        if self.label is None and self.attributes:
+            caps["sample_label"] = {"ok": False, "why": "this run has attributes, not a label: tick attributes to sample from"}
+        elif self.label is None:
             caps["sample_label"] = {"ok": False, "why": f"{name} models the image alone; it has no label to generate from (use the p(z) samples)"}
         else:
             err = self._works(lambda: generate(self.model, {self.label: w[:1]}, 1))
@@ -236,6 +267,16 @@ class Explorer:
                 "cmma": "z ~ p(z|w), the label-conditioned prior",
             }.get(kind, "z ~ the model's generation latent given w")
             caps["sample_label"] = {"ok": err is None, "why": err, "uses": f"{latent}; images: the mean of {decoder}"}
+        # Samples given attributes (face runs only).
+        if self.attributes is not None:
+            given = {self.attributes: self.attribute_vector([])}
+            err = self._works(lambda: generate(self.model, given, 1))
+            latent = {"jmvae-kl": "z ~ q(z|w), the attributes' encoder",
+                      "jmvae-zero": "z ~ q(z|w), the joint encoder with the image zero-filled",
+                      "cvae": "z ~ p(z) = N(0, I); the decoder also reads w",
+                      "cmma": "z ~ p(z|w), the attribute-conditioned prior"}.get(kind, "z ~ the model's generation latent given w")
+            caps["sample_attributes"] = {"ok": err is None, "why": err,
+                                         "uses": f"{latent} (w: the ticked attributes on, the others off); images: the mean of {decoder}"}
         # Samples from the prior.
         err = self._works(lambda: self.model.decode(self.model.prior({}).sample((1,)), {}))
         if err and kind in ("cvae", "cmma"):
@@ -246,13 +287,15 @@ class Explorer:
         if image_alone and kind in ("cvae", "cmma"):
             image_alone = f"{name} has no encoder for the image alone: its q(z|x,w) needs the label too"
         q_x = "q(z|x), the image's encoder" if kind != "jmvae-zero" else "q(z|x), the joint encoder with the label zero-filled"
-        if self.label is None:
+        target = self.label or self.attributes
+        if target is None:
             caps["predict"] = {"ok": False, "why": f"{name} models the image alone; it has no label to predict"}
-        elif self.label not in self.model.generated:
+        elif target not in self.model.generated:
             caps["predict"] = {"ok": False, "why": f"{name} generates the image given the label, not the label: it has no p(w|z)"
                                + (", and its encoder q(z|x,w) needs the label too" if image_alone else "")}
         else:
-            caps["predict"] = {"ok": image_alone is None, "why": image_alone, "uses": f"p(w|z) at z = the mean of {q_x}"}
+            what = "p(w_j = 1|z) for each attribute" if self.attributes and not self.label else "p(w|z)"
+            caps["predict"] = {"ok": image_alone is None, "why": image_alone, "uses": f"{what} at z = the mean of {q_x}"}
         recon_joint = None if image_alone is None else f"test images only: the mean of {decoder} at z = the mean of q(z|{joint}) (their true label given)"
         caps["reconstruct"] = {
             "ok": image_alone is None,
@@ -297,8 +340,13 @@ class Explorer:
         if components < 2:
             xy = np.concatenate([xy, np.zeros((n, 2 - components))], axis=1)
         explained = list(pca.explained_variance_ratio_) + [0.0] * (2 - components)
-        return {"indices": indices, "z": z, "xy": xy, "pca": pca, "explained": explained,
-                "labels": self.test[self.label][indices] if self.label else None}
+        if self.label:
+            labels = self.test[self.label][indices]
+        elif MAP_ATTRIBUTE in self.attribute_names:  # faces: coloured by one attribute, on or off
+            labels = (self.test[self.attributes][indices, self.attribute_names.index(MAP_ATTRIBUTE)] > 0.5).long()
+        else:
+            labels = None
+        return {"indices": indices, "z": z, "xy": xy, "pca": pca, "explained": explained, "labels": labels}
 
     # -- what the API returns ------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -316,6 +364,9 @@ class Explorer:
             "image_shape": list(self.image_shape),
             "label": self.label,
             "classes": list(self.classes),
+            "colour": self.colour,
+            "attributes": list(self.attribute_names) if self.attributes else None,
+            "map_classes": list(self.map_classes),
             "light_on_dark": self.light_on_dark,
             "test_size": 0 if self.test is None else len(self.test[self.image]),
             "data_note": self.data_note,
@@ -336,19 +387,52 @@ class Explorer:
             raise RequestError(f"label {index} is outside 0..{self.n_classes - 1}")
         return index
 
-    def sample(self, label: Any = None, n: int = DEFAULT_SAMPLES, seed: int | None = None) -> dict[str, Any]:
+    def attribute_vector(self, on: list[Any]) -> Tensor:
+        """The attributes in ``on`` set, the others unset, as a batch of one on the model's device."""
+        from jmvae.data.celeba import attribute_vector
+
+        if not isinstance(on, list) or not all(isinstance(a, str) for a in on):
+            raise RequestError(f"attributes must be a list of attribute names, got {on!r}")
+        unknown = [a for a in on if a not in self.attribute_names]
+        if unknown:
+            raise RequestError(f"unknown attribute(s) {', '.join(unknown)}; this run's are {', '.join(self.attribute_names)}")
+        return attribute_vector(self.attribute_names, on, self.config.modality(self.attributes)).to(self.device)
+
+    def picture(self, images: Tensor) -> Tensor:
+        """Model-space images as displayable [0, 1] intensities (a face run's standardization undone)."""
+        images = images.detach().float().cpu()
+        return self.standardization.undo(images) if self.standardization is not None else images
+
+    def prepare_face(self, data: bytes) -> tuple[Tensor, list[str]]:
+        """An uploaded face -> the (3, H, W) standardised image the model reads, and notes."""
+        from jmvae.editing import face_tensor
+
+        image = open_upload(data)
+        notes = []
+        if image.mode != "RGB":
+            notes.append(f"converted from mode {image.mode} to RGB")
+            image = image.convert("RGB")
+        face, more = face_tensor(image, self.image_shape, self.run.data.get("options", {}),
+                                 self.run.data["standardization"][self.image])
+        return face[0], notes + more + [f"resized to {self.image_shape[-1]}x{self.image_shape[-1]} and standardised as the training faces"]
+
+    def sample(self, label: Any = None, n: int = DEFAULT_SAMPLES, seed: int | None = None,
+               attributes: list[Any] | None = None) -> dict[str, Any]:
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
             raise RequestError(f"n must be an integer from 1 to {MAX_SAMPLES}, got {n!r}")
         if seed is None:
             seed = secrets.randbelow(2**31)
         elif isinstance(seed, bool) or not isinstance(seed, int):
             raise RequestError(f"seed must be an integer, got {seed!r}")
-        cap = self.capabilities["sample_label" if label is not None else "sample_prior"]
+        kind = "sample_attributes" if attributes is not None else "sample_label" if label is not None else "sample_prior"
+        cap = self.capabilities[kind]
         if not cap["ok"]:
             raise RequestError(cap["why"])
         generator = torch.Generator(device=self.device).manual_seed(seed)
         with self.lock, torch.inference_mode():
-            if label is None:
+            if attributes is not None:
+                images = generate(self.model, {self.attributes: self.attribute_vector(attributes)}, n, generator)[self.image].mean
+            elif label is None:
                 prior = self.model.prior({})
                 loc = prior.base_dist.loc.reshape(-1, self.config.latent_dim).expand(n, -1)
                 scale = prior.base_dist.scale.reshape(-1, self.config.latent_dim).expand(n, -1)
@@ -359,8 +443,10 @@ class Explorer:
                 given = {self.label: torch.tensor([index], device=self.device)}
                 images = generate(self.model, given, n, generator)[self.image].mean
         columns = math.ceil(math.sqrt(n))
-        out = {"grid": png_data_url(image_grid(images.cpu(), columns=columns)), "n": n, "columns": columns, "seed": seed, "uses": cap["uses"]}
-        if label is not None:
+        out = {"grid": png_data_url(image_grid(self.picture(images), columns=columns)), "n": n, "columns": columns, "seed": seed, "uses": cap["uses"]}
+        if attributes is not None:
+            out["attributes"] = attributes
+        elif label is not None:
             out.update(label=index, class_name=self.classes[index])
         return out
 
@@ -374,15 +460,22 @@ class Explorer:
         return self.test[self.image][index], label
 
     def analyze(self, image: Tensor, label: int | None = None, source: str = "upload", notes: list[str] | None = None) -> dict[str, Any]:
-        """Prediction and reconstruction of one (H, W) binary image; ``label``: its true label, if known."""
-        out: dict[str, Any] = {"source": source, "input": png_data_url(image), "notes": notes or []}
+        """Prediction and reconstruction of one image (the model's input space); ``label``: its true label, if known."""
+        out: dict[str, Any] = {"source": source, "input": png_data_url(self.picture(image)), "notes": notes or []}
         if label is not None:
             out["true_label"] = label
             out["true_class"] = self.classes[label]
         x = image.reshape(1, *self.image_shape).to(self.device, torch.get_default_dtype())
         caps = self.capabilities
         with self.lock, torch.inference_mode():
-            if caps["predict"]["ok"]:
+            if caps["predict"]["ok"] and self.attributes and not self.label:
+                from jmvae.editing import predict_other
+
+                probs = predict_other(self.model, x, self.attribute_names).probabilities.float().cpu()
+                order = probs.argsort(descending=True).tolist()
+                out["prediction"] = {"attributes": [{"name": self.attribute_names[i], "probability": round(float(probs[i]), 6)}
+                                                    for i in order], "uses": caps["predict"]["uses"]}
+            elif caps["predict"]["ok"]:
                 probs = predict(self.model, {self.image: x}, self.label, (self.image,))[0].float().cpu()
                 best = int(probs.argmax())
                 out["prediction"] = {"label": best, "class_name": self.classes[best], "probability": float(probs[best]),
@@ -392,12 +485,12 @@ class Explorer:
             if caps["reconstruct"]["ok"]:
                 z = self.model.posterior({self.image: x}, (self.image,)).mean
                 recon = self.model.decode(z, {})[self.image].mean[0]
-                out["reconstruction"] = {"image": png_data_url(recon.cpu()), "uses": caps["reconstruct"]["uses"]}
+                out["reconstruction"] = {"image": png_data_url(self.picture(recon)), "uses": caps["reconstruct"]["uses"]}
             elif label is not None:
                 batch = {self.image: x, self.label: torch.tensor([label], device=self.device)}
                 z = self.model.posterior(batch, tuple(self.model.inputs)).mean
                 recon = self.model.decode(z, batch)[self.image].mean[0]
-                out["reconstruction"] = {"image": png_data_url(recon.cpu()), "uses": caps["reconstruct"]["uses"]}
+                out["reconstruction"] = {"image": png_data_url(self.picture(recon)), "uses": caps["reconstruct"]["uses"]}
             else:
                 out["reconstruction_off"] = caps["reconstruct"]["why"]
         return out
@@ -409,6 +502,7 @@ class Explorer:
         return {
             "points": [[round(float(a), 5), round(float(b), 5)] for a, b in latent["xy"]],
             "labels": None if latent["labels"] is None else latent["labels"].tolist(),
+            "classes": list(self.map_classes),
             "test_indices": latent["indices"].tolist(),
             "explained_variance": [round(float(v), 4) for v in latent["explained"]],
             "posterior": self.capabilities["latent_map"]["posterior"],
@@ -417,7 +511,7 @@ class Explorer:
 
     def _decode_mean(self, z: Tensor, label: int | None) -> str:
         batch = {self.label: torch.tensor([label], device=self.device)} if self.label and label is not None else {}
-        return png_data_url(self.model.decode(z.reshape(1, -1).to(self.device), batch)[self.image].mean[0].cpu())
+        return png_data_url(self.picture(self.model.decode(z.reshape(1, -1).to(self.device), batch)[self.image].mean[0]))
 
     def point(self, k: int) -> dict[str, Any]:
         """Map point k: its test image, the decoding of its latent mean, and its nearest neighbour's."""
@@ -436,11 +530,11 @@ class Explorer:
             test_index = int(latent["indices"][i])
             label = int(latent["labels"][i]) if latent["labels"] is not None else None
             with torch.inference_mode():
-                decoded = self._decode_mean(z[i], label)
+                decoded = self._decode_mean(z[i], label if self.label else None)
             return {"point": i, "test_index": test_index, "label": label,
-                    "class_name": self.classes[label] if label is not None else None,
+                    "class_name": self.map_classes[label] if label is not None else None,
                     "xy": [float(v) for v in latent["xy"][i]],
-                    "image": png_data_url(self.test[self.image][test_index]), "decoded": decoded}
+                    "image": png_data_url(self.picture(self.test[self.image][test_index])), "decoded": decoded}
 
         with self.lock:
             out = describe(k)
@@ -525,7 +619,7 @@ def create_app(run_dir: str | Path, device: str = "cpu", data_dir: str | Path | 
     @app.post("/api/sample")
     def sample():
         body = json_body()
-        return jsonify(explorer.sample(body.get("label"), body.get("n", DEFAULT_SAMPLES), body.get("seed")))
+        return jsonify(explorer.sample(body.get("label"), body.get("n", DEFAULT_SAMPLES), body.get("seed"), body.get("attributes")))
 
     @app.post("/api/analyze")
     def analyze():
@@ -534,7 +628,10 @@ def create_app(run_dir: str | Path, device: str = "cpu", data_dir: str | Path | 
             if upload is None:
                 raise UploadError("no file in the upload; send it as the form field 'image'")
             data = upload.stream.read(MAX_UPLOAD_BYTES + 1)
-            image, notes = prepare_upload(data, explorer.image_shape, explorer.light_on_dark)
+            if explorer.colour:
+                image, notes = explorer.prepare_face(data)
+            else:
+                image, notes = prepare_upload(data, explorer.image_shape, explorer.light_on_dark)
             return jsonify(explorer.analyze(image, None, f"upload {upload.filename or ''}".strip(), notes))
         body = json_body()
         if "test_index" not in body:

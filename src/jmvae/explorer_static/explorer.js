@@ -57,9 +57,12 @@ async function loadInfo() {
   show("data-note", info.data_note);
   const caps = info.capabilities;
   const limits = info.limits;
-  $("upload-rules").textContent = `${limits.formats.join(" or ")}, up to ${limits.max_upload_mb} MB and ${limits.max_side} pixels a side. ` +
-    `It is made grayscale, ${info.light_on_dark ? "inverted if mostly light (the data are light digits on dark)" : "inverted if mostly dark"}, ` +
-    `padded to the model's aspect ratio, resized to ${info.image_shape.join("x")} and binarized at 0.5.`;
+  const rules = `${limits.formats.join(" or ")}, up to ${limits.max_upload_mb} MB and ${limits.max_side} pixels a side. `;
+  $("upload-rules").textContent = info.colour
+    ? rules + `A face: an aligned 178x218 CelebA image is cropped as the training faces, any other image to its centre square; ` +
+      `then resized to ${info.image_shape.slice(1).join("x")} and standardised like the training faces.`
+    : rules + `It is made grayscale, ${info.light_on_dark ? "inverted if mostly light (the data are light digits on dark)" : "inverted if mostly dark"}, ` +
+      `padded to the model's aspect ratio, resized to ${info.image_shape.join("x")} and binarized at 0.5.`;
 
   // Samples.
   const buttons = $("label-buttons");
@@ -75,7 +78,33 @@ async function loadInfo() {
       buttons.append(b);
     });
   }
-  show("samples-off", caps.sample_label.ok ? "" : "Label samples are off: " + caps.sample_label.why);
+  if (info.attributes) {
+    $("samples-title").textContent = "Samples from attributes";
+    $("samples-hint").textContent = "Tick attributes (the others are off), then sample: fresh images every click.";
+    $("image-title").textContent = "A face: its attributes and reconstruction";
+    const boxes = $("attribute-boxes");
+    boxes.textContent = "";
+    info.attributes.forEach((name) => {
+      const label = document.createElement("label");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.value = name;
+      box.dataset.attribute = name;
+      label.append(box, " " + name.replaceAll("_", " "));
+      boxes.append(label);
+    });
+    $("attribute-picker").hidden = false;
+    const button = $("attributes-button");
+    button.disabled = !caps.sample_attributes.ok;
+    button.title = caps.sample_attributes.ok ? caps.sample_attributes.uses : caps.sample_attributes.why;
+    button.addEventListener("click", () => {
+      const ticked = [...document.querySelectorAll("#attribute-boxes input:checked")].map((b) => b.value);
+      sample(null, button, ticked);
+    });
+    show("samples-off", caps.sample_attributes.ok ? "" : "Attribute samples are off: " + caps.sample_attributes.why);
+  } else {
+    show("samples-off", caps.sample_label.ok ? "" : "Label samples are off: " + caps.sample_label.why);
+  }
   const prior = $("prior-button");
   prior.disabled = !caps.sample_prior.ok;
   prior.title = caps.sample_prior.ok ? caps.sample_prior.uses : caps.sample_prior.why;
@@ -101,17 +130,19 @@ async function loadInfo() {
 }
 
 // -- samples -----------------------------------------------------------------------------------
-async function sample(label, button) {
+async function sample(label, button, attributes = null) {
   const panel = $("panel-samples");
   panel.classList.add("busy");
   try {
-    const body = label === null ? {} : { label };
+    const body = attributes !== null ? { attributes } : label === null ? {} : { label };
     const out = await postJSON("/api/sample", body);
     const img = $("samples");
     img.src = out.grid;
-    img.dataset.label = label === null ? "prior" : String(label);
+    img.dataset.label = attributes !== null ? "attributes:" + attributes.join(",") : label === null ? "prior" : String(label);
     img.dataset.seed = out.seed;
-    $("samples-caption").textContent = label === null
+    $("samples-caption").textContent = attributes !== null
+      ? `${out.n} samples given ${attributes.length ? attributes.join(", ") : "no attribute"} (seed ${out.seed})`
+      : label === null
       ? `${out.n} samples from p(z) (seed ${out.seed})`
       : `${out.n} samples given label ${out.label}${out.class_name !== String(out.label) ? " (" + out.class_name + ")" : ""} (seed ${out.seed})`;
     $("samples-uses").textContent = out.uses;
@@ -155,6 +186,26 @@ function analyzeTest(index) {
   analyze(() => postJSON("/api/analyze", { test_index: index }));
 }
 
+// One row of the probability table: the name, a bar, the number; highlighted when ``best``.
+function probabilityRow(text, value, highlighted) {
+  const best = highlighted ? "best" : "";
+  const name = document.createElement("span");
+  name.textContent = text;
+  name.className = best;
+  const bar = document.createElement("div");
+  bar.className = "bar " + best;
+  const fill = document.createElement("div");
+  fill.style.width = (100 * value).toFixed(1) + "%";
+  bar.append(fill);
+  const wrap = document.createElement("span");
+  wrap.className = best;
+  wrap.append(bar);
+  const num = document.createElement("span");
+  num.className = "num " + best;
+  num.textContent = value.toFixed(3);
+  $("probabilities").append(name, wrap, num);
+}
+
 function renderAnalysis(out) {
   $("image-result").hidden = false;
   $("input-image").src = out.input;
@@ -172,7 +223,17 @@ function renderAnalysis(out) {
   const probabilities = $("probabilities");
   probabilities.textContent = "";
   const uses = [];
-  if (out.prediction) {
+  if (out.prediction && out.prediction.attributes) {
+    const top = out.prediction.attributes;
+    prediction.innerHTML = "";
+    prediction.append("Most probable attributes: ");
+    const b = document.createElement("b");
+    b.textContent = top.slice(0, 3).map((a) => a.name.replaceAll("_", " ")).join(", ");
+    prediction.append(b);
+    prediction.dataset.label = top[0].name;
+    top.slice(0, 12).forEach((a) => probabilityRow(a.name.replaceAll("_", " "), a.probability, a.probability > 0.5));
+    uses.push("prediction: " + out.prediction.uses);
+  } else if (out.prediction) {
     const p = out.prediction;
     prediction.innerHTML = "";
     prediction.append("Predicted label: ");
@@ -181,24 +242,7 @@ function renderAnalysis(out) {
     prediction.append(b, ` with probability ${p.probability.toFixed(3)}`);
     if (out.true_class !== undefined) prediction.append(` (true label: ${out.true_class})`);
     prediction.dataset.label = p.label;
-    p.probabilities.forEach((value, i) => {
-      const best = i === p.label ? "best" : "";
-      const name = document.createElement("span");
-      name.textContent = state.info.classes[i];
-      name.className = best;
-      const bar = document.createElement("div");
-      bar.className = "bar " + best;
-      const fill = document.createElement("div");
-      fill.style.width = (100 * value).toFixed(1) + "%";
-      bar.append(fill);
-      const wrap = document.createElement("span");
-      wrap.className = best;
-      wrap.append(bar);
-      const num = document.createElement("span");
-      num.className = "num " + best;
-      num.textContent = value.toFixed(3);
-      probabilities.append(name, wrap, num);
-    });
+    p.probabilities.forEach((value, i) => probabilityRow(state.info.classes[i], value, i === p.label));
     uses.push("prediction: " + p.uses);
   } else {
     prediction.textContent = "No label prediction: " + out.prediction_off;
@@ -231,7 +275,7 @@ async function loadMap() {
   const legend = $("map-legend");
   legend.textContent = "";
   if (map.labels) {
-    state.info.classes.forEach((name, i) => {
+    map.classes.forEach((name, i) => {
       const item = document.createElement("span");
       const dot = document.createElement("i");
       dot.style.background = colour(i);
