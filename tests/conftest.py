@@ -16,6 +16,15 @@ from jmvae import ModelConfig, TrainConfig, load_dataset
 from jmvae.data import PairedData
 
 
+@pytest.fixture()
+def one_thread():
+    """Run a test on one torch thread (restored after it)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def digits() -> PairedData:
     return load_dataset("digits")

@@ -19,12 +19,7 @@ from conftest import tiny_config, tiny_train
 from test_cli import jmvae
 
 
-@pytest.fixture(autouse=True)
-def few_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread is faster and steadier
 
 
 def gan_model(data, kind: str = "jmvae-kl"):

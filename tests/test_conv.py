@@ -18,12 +18,7 @@ from jmvae.networks import ConvDecoder, ConvEncoder, ConvFeatures, modality_bran
 KINDS = ["vae", "cvae", "cmma", "jmvae-zero", "jmvae-kl"]
 
 
-@pytest.fixture(autouse=True)
-def few_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread is faster and steadier
 
 
 def batch(n: int = 2, size: int = 64) -> dict[str, torch.Tensor]:
