@@ -70,14 +70,18 @@ def test_losses_at_a_discriminator_that_cannot_tell(digits):
 
 
 def test_the_discriminator_learns_to_tell_data_from_an_untrained_decoder(digits):
+    """Real images are the grey training intensities (as the training loop gives them), so D
+    cannot win by spotting exact 0/1 pixels."""
     model = gan_model(digits)
     optimizer = torch.optim.Adam(model.discriminator.parameters(), lr=3e-3)
-    batch = batch_of(digits, 64)
+    batch = {k: v[:64] for k, v in digits.train.items()}
+    real = batch["image"]
+    batch = {**batch, "image": (real > 0.5).float()}
     generator = torch.Generator().manual_seed(0)
     losses = []
     for _ in range(60):
         terms = model.loss(batch, noise=torch.randn(64, 4, generator=generator))
-        _, discriminator, d_real = gan_losses(model, batch, terms.z, torch.randn(64, 4, generator=generator))
+        _, discriminator, d_real = gan_losses(model, batch, terms.z, torch.randn(64, 4, generator=generator), real=real)
         optimizer.zero_grad()
         discriminator.backward()
         optimizer.step()
@@ -139,9 +143,36 @@ def test_cli_trains_each_gan_variant(tmp_path, name):
     assert f"trained {name}" in done.stderr
 
 
+def test_cli_gan_flags_reach_the_configs(tmp_path):
+    done = jmvae("train", "--model", "cmma-gan", "--gan-weight", "0.5", "--gan-real-label", "0.9", "--max-steps", "1",
+                 "--latent-dim", "4", "--hidden-dim", "16", "--no-progress", "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["model"]["gan_weight"] == 0.5 and saved["train"]["gan_real_label"] == 0.9
+
+
 def test_cli_refuses_bad_gan_flags(tmp_path):
     done = jmvae("train", "--model", "vae-gan", "--alpha", "0.1", "--out", str(tmp_path / "a"))
     assert done.returncode == 2 and "--alpha applies to" in done.stderr
     done = jmvae("train", "--model", "jmvae-gan", "--gan-real-label", "0.3", "--out", str(tmp_path / "b"))
     assert done.returncode == 2 and "--gan-real-label" in done.stderr and "\n" == done.stderr[-1:]
     assert not (tmp_path / "b" / "config.json").exists()
+    done = jmvae("train", "--model", "jmvae-kl", "--gan-weight", "2", "--out", str(tmp_path / "c"))
+    assert done.returncode == 2 and "apply to the GAN variants" in done.stderr
+
+
+def test_gan_passes_keep_the_decoders_batch_norm_statistics_and_backpropagate():
+    """The conv decoder's running statistics are those of the bound's pass only; the extra GAN
+    passes (reconstructions, prior draws) do not move them, and the step still differentiates."""
+    image = Modality("image", (3, 16, 16), "gaussian")
+    attributes = Modality("attributes", (5,), "bernoulli")
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("jmvae-kl", (image, attributes), latent_dim=4, hidden_dim=16, alpha=0.1, adversarial=True))
+    batch = {"image": torch.randn(6, 3, 16, 16), "attributes": torch.randint(0, 2, (6, 5)).float()}
+    terms = model.loss(batch, noise=torch.randn(6, 4))
+    before = {k: v.clone() for k, v in model.decoders["image"].state_dict().items() if "running" in k or "num_batches" in k}
+    generator, discriminator, _ = gan_losses(model, batch, terms.z, torch.randn(6, 4))
+    (terms.total + generator + discriminator).backward()
+    after = model.decoders["image"].state_dict()
+    assert before and all(torch.equal(v, after[k]) for k, v in before.items())
+    assert all(p.grad is not None for p in model.discriminator.parameters())

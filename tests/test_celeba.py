@@ -439,6 +439,16 @@ def test_attribute_accuracy_counts_attributes_predicted_right():
     batch = {"image": torch.randn(7, 6), "attributes": values}
     accuracy = prediction_accuracy(model, batch, "image", "attributes")["accuracy"]
     torch.testing.assert_close(accuracy, (values == guess).double().mean(-1))
+    # the paper's tanh-Gaussian attributes (-1/1): a mean of 0.3 is "on", -0.3 "off"
+    attrs = Modality("attributes", (5,), "gaussian", mean_activation="tanh")
+    model = build_model(ModelConfig("jmvae-kl", (image, attrs), latent_dim=2, hidden_dim=8, alpha=0.1))
+    last = model.decoders["attributes"][-1]
+    torch.nn.init.zeros_(last.weight)
+    with torch.no_grad():
+        last.bias.copy_(torch.atanh(0.6 * guess - 0.3))
+    batch = {"image": torch.randn(7, 6), "attributes": 2 * values - 1}
+    accuracy = prediction_accuracy(model, batch, "image", "attributes")["accuracy"]
+    torch.testing.assert_close(accuracy, (values == guess).double().mean(-1))
 
 
 def test_cli_evaluates_faces_with_the_table_2_protocol(fixture_dir, tmp_path):

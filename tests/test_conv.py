@@ -108,13 +108,22 @@ def test_jmvae_kl_step_on_a_celeba_batch():
     assert set(terms.kl_unimodal) == {"image", "attributes"}
 
 
+@pytest.mark.parametrize("adversarial", [False, True], ids=["plain", "gan"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_model_runs_with_a_conv_image(kind):
+def test_every_model_runs_with_a_conv_image(kind, adversarial):
+    from jmvae.adversarial import gan_losses
+
     torch.manual_seed(0)
-    config = ModelConfig(kind, celeba_modalities(32), latent_dim=4, hidden_dim=16, alpha=0.1 if kind == "jmvae-kl" else 0.0)
+    config = ModelConfig(kind, celeba_modalities(32), latent_dim=4, hidden_dim=16, alpha=0.1 if kind == "jmvae-kl" else 0.0,
+                         adversarial=adversarial)
     model = build_model(config)
     data = batch(3, 32)
-    model.loss(data).total.backward()
+    terms = model.loss(data)
+    objective = terms.total
+    if adversarial:
+        generator, discriminator, _ = gan_losses(model, data, terms.z, torch.randn(3, 4))
+        objective = objective + generator + discriminator
+    objective.backward()
     model.eval()
     with torch.no_grad():
         z = model.posterior(data, model.inputs).sample((2,))

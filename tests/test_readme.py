@@ -50,3 +50,14 @@ def test_readme_table_1_matches_the_committed_results():
             else:
                 digits = len(text.split(".")[1])
                 assert text == f"{value:.{digits}f}", (label, text, value)
+
+
+def test_editing_doc_matches_the_committed_measurement():
+    """docs/editing.md's table is results/mnist/editing.jsonl, rounded as shown."""
+    import json
+
+    doc = (ROOT / "docs" / "editing.md").read_text()
+    for line in (ROOT / "results" / "mnist" / "editing.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        shift, joint = row["edit_success"]["shift"], row["edit_success"]["joint"]
+        assert f"| {row['model']} | {shift:.3f} | {joint:.3f} |" in doc, row

@@ -27,7 +27,8 @@ optimizers with equal settings; Adam is per parameter, so the update rule is the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -86,19 +87,41 @@ def prior_draw(model, batch: Mapping[str, Tensor], noise: Tensor) -> Tensor:
     return prior.base_dist.loc + prior.base_dist.scale * noise
 
 
+@contextmanager
+def batch_norm_statistics_kept(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` in training mode (batch statistics) without changing its batch norms'
+    running statistics: the GAN's extra decoder passes (reconstructions, prior draws) must not
+    move the statistics the decoder is evaluated with."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    names = ("running_mean", "running_var", "num_batches_tracked")
+    kept = [{name: getattr(m, name) for name in names} for m in norms]
+    for m, buffers in zip(norms, kept):  # the passes update copies (autograd keeps them); the originals stay
+        for name, buffer in buffers.items():
+            setattr(m, name, buffer.clone())
+    try:
+        yield
+    finally:
+        for m, buffers in zip(norms, kept):
+            for name, buffer in buffers.items():
+                setattr(m, name, buffer)
+
+
 def gan_losses(model, batch: Mapping[str, Tensor], z: Tensor, prior_noise: Tensor,
-               real_label: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
+               real_label: float = 1.0, real: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """(L_G, L_D, mean D(x) on real images) for one batch; see the module docstring.
 
     L_G's gradient reaches the image decoder only (z is detached; the discriminator's
     parameters are frozen while L_G's graph is built); L_D's reaches the discriminator only.
-    ``real_label`` < 1 is one-sided label smoothing.
+    ``real_label`` < 1 is one-sided label smoothing. ``real``: the real images D sees (default:
+    the batch's); for binarized images the training loop gives the intensities, since decoded
+    means are never exactly 0 or 1 and D would tell them from bits by that alone.
     """
     discriminator: Discriminator = model.discriminator
-    real = batch[model.config.names[0]]
+    real = batch[model.config.names[0]] if real is None else real
     with torch.no_grad():
         z_prior = prior_draw(model, batch, prior_noise)
-    fakes = torch.cat([image_mean(model, z.detach(), batch), image_mean(model, z_prior, batch)])
+    with batch_norm_statistics_kept(model.decoders[model.config.names[0]]):
+        fakes = torch.cat([image_mean(model, z.detach(), batch), image_mean(model, z_prior, batch)])
     for p in discriminator.parameters():
         p.requires_grad_(False)
     try:

@@ -94,9 +94,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=MODEL_KINDS + tuple(GAN_MODELS), default="jmvae-kl",
                    help="the *-gan variants add a discriminator on the image (jmvae-gan: JMVAE-kl with one)")
     t.add_argument("--alpha", type=non_negative_float, help="JMVAE-kl weight of the unimodal KL terms (default 0.1)")
-    t.add_argument("--gan-weight", type=non_negative_float, default=1.0,
+    t.add_argument("--gan-weight", type=non_negative_float,
                    help="GAN variants: weight of the decoder's generator loss (default 1, the paper's)")
-    t.add_argument("--gan-real-label", type=float, default=1.0,
+    t.add_argument("--gan-real-label", type=float,
                    help="GAN variants: target of real images for the discriminator (< 1: one-sided label smoothing)")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
@@ -193,7 +193,7 @@ def train_config(args: argparse.Namespace, epochs_default: int, dataset: str = "
         seed=args.seed,
         device=args.device,
         threads=args.threads,
-        gan_real_label=getattr(args, "gan_real_label", 1.0),
+        gan_real_label=getattr(args, "gan_real_label", None) or 1.0,
     )
 
 
@@ -226,6 +226,10 @@ def command_train(args: argparse.Namespace) -> int:
     kind, adversarial = model_kind(args.model)
     if kind != "jmvae-kl" and args.alpha:
         raise JMVAEError(f"--alpha applies to --model jmvae-kl and jmvae-gan only, not {args.model}")
+    if not adversarial and (args.gan_weight is not None or args.gan_real_label is not None):
+        raise JMVAEError(f"--gan-weight and --gan-real-label apply to the GAN variants (e.g. --model jmvae-gan), not {args.model}")
+    args.gan_weight = 1.0 if args.gan_weight is None else args.gan_weight
+    args.gan_real_label = 1.0 if args.gan_real_label is None else args.gan_real_label
     if not 0.5 < args.gan_real_label <= 1:
         raise JMVAEError(f"--gan-real-label {args.gan_real_label}: must be in (0.5, 1]; 0.9 is the usual smoothing")
     check_writable(out)

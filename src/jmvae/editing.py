@@ -100,7 +100,8 @@ def definite(model: MultimodalModel, prediction: Prediction) -> Tensor:
 
 
 def parse_changes(model: MultimodalModel, text: str, names: Sequence[str]) -> dict[str, float]:
-    """``"Smiling=1,Male=0"`` (attributes) or ``"label=3"`` / ``"3"`` / a class name (labels)."""
+    """``"Smiling=1,Male=0"`` (attributes) or, for a label, ``"label=3"`` / ``"3"`` / ``"label=Sneaker"``
+    (a class index or name; the key, if given, must be the label's modality name)."""
     modality = model.config.modality(other_modality(model))
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items:
@@ -108,10 +109,15 @@ def parse_changes(model: MultimodalModel, text: str, names: Sequence[str]) -> di
     if modality.likelihood == "categorical":
         if len(items) != 1:
             raise JMVAEError(f"--set {text!r}: a label takes one value, e.g. --set {modality.name}=3")
-        value = items[0].split("=", 1)[1].strip() if "=" in items[0] else items[0]
+        key, sep, value = items[0].rpartition("=")
+        if sep and key.strip() != modality.name:
+            raise JMVAEError(f"--set {text!r}: this run's label is {modality.name!r}; give e.g. --set {modality.name}=3")
+        value = value.strip()
+        if value not in names and value.isdigit() and int(value) < len(names):
+            value = names[int(value)]
         if value in names:
             return {value: 1.0}
-        raise JMVAEError(f"--set {text!r}: {value!r} is not one of the classes {', '.join(names)}")
+        raise JMVAEError(f"--set {text!r}: {value!r} is not one of the classes {', '.join(names)} (or their indices)")
     changes: dict[str, float] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -211,16 +217,20 @@ def load_image(path: str | Path, model: MultimodalModel, run_data: Mapping[str, 
 
 
 def _face(path: Path, shape: tuple[int, ...], options: Mapping[str, Any], standardization: Mapping[str, Any]) -> tuple[Tensor, list[str]]:
-    from PIL import Image, UnidentifiedImageError
+    """A face file, checked like the explorer's uploads (PNG or JPEG, size limits, EXIF
+    orientation), converted to RGB when it is not (with a note), then ``face_tensor``."""
+    from jmvae.explorer import UploadError, open_upload
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode != "RGB":
-                raise DataError(f"{path}: a mode {image.mode} image; faces are RGB: convert it first")
-            return face_tensor(image, shape, options, standardization)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{path}: cannot be decoded as an image ({exc}); give a JPEG or PNG face") from None
+        image = open_upload(path.read_bytes())
+    except UploadError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    notes = []
+    if image.mode != "RGB":
+        notes.append(f"converted from mode {image.mode} to RGB")
+        image = image.convert("RGB")
+    face, more = face_tensor(image, shape, options, standardization)
+    return face, notes + more
 
 
 def face_tensor(image, shape: tuple[int, ...], options: Mapping[str, Any], standardization: Mapping[str, Any]) -> tuple[Tensor, list[str]]:

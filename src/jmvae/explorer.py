@@ -425,7 +425,7 @@ class Explorer:
         elif isinstance(seed, bool) or not isinstance(seed, int):
             raise RequestError(f"seed must be an integer, got {seed!r}")
         kind = "sample_attributes" if attributes is not None else "sample_label" if label is not None else "sample_prior"
-        cap = self.capabilities[kind]
+        cap = self.capabilities.get(kind, {"ok": False, "why": "this run has a label, not attributes: send {\"label\": ...}"})
         if not cap["ok"]:
             raise RequestError(cap["why"])
         generator = torch.Generator(device=self.device).manual_seed(seed)

@@ -242,11 +242,13 @@ def model_figures(model: MultimodalModel, run_dir: Path, data, out: Path, seed: 
                   points: int = 2000) -> list[Path]:
     """The figures of one model (``jmvae reproduce`` calls this after evaluating each row)."""
     out.mkdir(parents=True, exist_ok=True)
+    data = data.to(next(model.parameters()).device)
     written = [plot_latent([(model, None)], data, out / "latent.png", "pca", points, seed)] if latent and enough_for_a_map(data) else []
     _, label = image_and_label(model)
     if label is not None:
         written.append(plot_generation(model, data.classes, out / "generation.png", seed))
-    attributes = next(((m, names) for m, names in data.feature_names.items() if m in model.config.names), None)
+    used = set(model.generated) | set(model.conditions)  # the VAE keeps the attributes in its config but ignores them
+    attributes = next(((m, names) for m, names in data.feature_names.items() if m in used and m != model.config.names[0]), None)
     if attributes is not None:
         written.append(plot_faces_per_attribute(model, data, attributes[0], attributes[1], out / "faces_per_attribute.png", seed))
         if model.config.kind in ("jmvae-zero", "jmvae-kl"):

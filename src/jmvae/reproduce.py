@@ -197,6 +197,13 @@ def coherence_value(models: dict[str, Any], name: str) -> float | None:
     return next((v for k, v in entry.items() if "|" in k), None)
 
 
+def coherence_stderr(entry: dict[str, Any]) -> float:
+    """Binomial standard error of a coherence entry: sqrt(p (1 - p) / n), n images judged."""
+    value = next(v for k, v in entry.items() if "|" in k)
+    n = entry["per_class"] * round(1 / entry["chance"])
+    return (value * (1 - value) / n) ** 0.5
+
+
 def _keys(models: dict[str, Any]) -> tuple[str, str]:
     for result in models.values():
         keys = [k for k in result["log_likelihood"] if k != "joint"]
@@ -326,10 +333,12 @@ def render_markdown(table: dict[str, Any]) -> str:
                   f"{first['n_test']} test images; higher is better (nats). '—': the model does not define that cell."]
         judged = [r["coherence"] for r in models.values() if r.get("coherence")]
         if judged:
+            errors = [coherence_stderr(entry) for entry in judged]
             lines += ["", f"Coherence x|w: the share of {judged[0]['per_class']} images generated from each label alone that "
                       "an independent classifier (an MLP fitted on the real training images; "
                       f"{judged[0]['judge_test_accuracy']:.4f} accurate on the real test images) assigns to that label, "
-                      f"averaged over labels (chance: {judged[0]['chance']:.2g}). See `jmvae.coherence`."]
+                      f"averaged over labels (chance: {judged[0]['chance']:.2g}); binomial standard errors "
+                      f"{min(errors):.4f} to {max(errors):.4f}. See `jmvae.coherence`."]
     lines += ["", "## The paper's claims", ""]
     for claim in table["claims"]:
         verdict = {True: "holds", False: "does not hold", None: "not checked"}[claim["holds"]]

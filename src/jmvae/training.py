@@ -213,6 +213,7 @@ def train(
             while index < steps_per_epoch and step < total_steps:
                 idx = order[index * batch_size : (index + 1) * batch_size]
                 batch = {name: value[idx] for name, value in train_data.items()}
+                real_images = batch[model_config.names[0]] if adversarial else None  # D sees intensities, not bits
                 for name in images:
                     batch[name] = binarize(batch[name], data_generator)
                 noise = torch.randn((len(idx), latent_dim), generator=noise_generator, device=device)
@@ -223,18 +224,22 @@ def train(
                     batch = {name: value[rows] for name, value in batch.items()}
                     noise = noise[rows]
                     prior_noise = prior_noise[rows] if adversarial else None
+                    real_images = real_images[rows] if adversarial else None
                     share = (rows.stop - rows.start) * world.size / len(idx)
                 weight = kl_weight(step, steps_per_epoch, train_config.warmup_epochs)
                 terms = model.loss(batch, weight, weight if train_config.warmup_all_kl else 1.0, noise)
                 objective = terms.total
                 if adversarial:
-                    generator_loss, disc_loss, d_real = gan_losses(model, batch, terms.z, prior_noise, train_config.gan_real_label)
+                    generator_loss, disc_loss, d_real = gan_losses(model, batch, terms.z, prior_noise,
+                                                                   train_config.gan_real_label, real_images)
                     terms.adversarial = {"generator": generator_loss, "discriminator": disc_loss, "d_real": d_real}
                     objective = objective + model_config.gan_weight * generator_loss + disc_loss
                 optimizer.zero_grad(set_to_none=True)
                 (objective * share if world.enabled else objective).backward()
                 distributed.average_gradients(parameters, world)
                 grad_norm = torch.nn.utils.clip_grad_norm_(clipped, train_config.clip_grad_norm or float("inf"))
+                if adversarial:  # not clipped, but checked: its norm joins the divergence test
+                    grad_norm = grad_norm + torch.nn.utils.clip_grad_norm_(list(model.discriminator.parameters()), float("inf"))
                 bad = not (torch.isfinite(objective) and torch.isfinite(grad_norm))
                 if world.enabled:
                     bad, stopping = distributed.any_rank([bad, stop.signal is not None], world, device)
