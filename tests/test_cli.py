@@ -148,3 +148,18 @@ def test_plot_writes_the_figures(run_dir, tmp_path):
     done = jmvae("plot", str(vae), "--out", str(tmp_path / "vae-fig"), "--embedding", "tsne", "--points", "100")
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "vae-fig" / "generation.png").exists(), "a VAE cannot generate from a label"
+
+
+def test_resume_needs_only_the_run_folder(tmp_path):
+    """`jmvae train --resume --out RUN` continues with the run's own settings (config.json);
+    --max-steps may extend it."""
+    run = tmp_path / "run"
+    done = jmvae("train", "--model", "cmma-gan", "--gan-weight", "0.5", "--latent-dim", "4", "--hidden-dim", "16",
+                 "--max-steps", "2", "--no-progress", "--out", str(run))
+    assert done.returncode == 0, done.stderr
+    before = json.loads((run / "config.json").read_text())
+    done = jmvae("train", "--resume", "--max-steps", "4", "--no-progress", "--out", str(run))
+    assert done.returncode == 0, done.stderr
+    assert "trained cmma-gan on digits" in done.stderr and "step 4" in done.stderr
+    after = json.loads((run / "config.json").read_text())
+    assert after["model"] == before["model"] and after["train"]["max_steps"] == 4

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from typing import Any
 import json
 import logging
 import os
@@ -210,19 +211,8 @@ def eval_config(args: argparse.Namespace, dataset: str = "mnist") -> EvalConfig:
                       chunk=args.chunk, seed=args.eval_seed, precision=args.precision)
 
 
-def command_train(args: argparse.Namespace) -> int:
-    from jmvae.training import train
-
-    from jmvae import distributed
-
-    world = start_distributed(args)
-    out = Path(args.out)
-    if args.resume and args.overwrite:
-        raise JMVAEError("--resume and --overwrite contradict each other; choose one")
-    if (out / "config.json").exists() and not (args.resume or args.overwrite):
-        raise CheckpointError(f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, or another --out")
-    if args.resume and not (out / "config.json").exists():
-        raise CheckpointError(f"--resume: {out} holds no run to continue")
+def new_run(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, Any]:
+    """The model, training settings and data of a new run, from the command line's flags."""
     kind, adversarial = model_kind(args.model)
     if kind != "jmvae-kl" and args.alpha:
         raise JMVAEError(f"--alpha applies to --model jmvae-kl and jmvae-gan only, not {args.model}")
@@ -232,7 +222,6 @@ def command_train(args: argparse.Namespace) -> int:
     args.gan_real_label = 1.0 if args.gan_real_label is None else args.gan_real_label
     if not 0.5 < args.gan_real_label <= 1:
         raise JMVAEError(f"--gan-real-label {args.gan_real_label}: must be in (0.5, 1]; 0.9 is the usual smoothing")
-    check_writable(out)
     data = load_dataset(args.data, args.data_dir, **({"progress": not args.no_progress} if args.data == "celeba" else {}))
     alpha = (0.1 if args.alpha is None else args.alpha) if kind == "jmvae-kl" else 0.0
     if args.data == "celeba":
@@ -246,6 +235,45 @@ def command_train(args: argparse.Namespace) -> int:
     if adversarial:
         model_config = dataclasses.replace(model_config, adversarial=True, gan_weight=args.gan_weight)
     config = train_config(args, DEFAULT_EPOCHS[args.data], args.data)
+    return model_config, config, data
+
+
+def resumed_run(args: argparse.Namespace, out: Path) -> tuple[ModelConfig, TrainConfig, Any]:
+    """``--resume``: the run's own model, training settings and data (its config.json), so
+    ``jmvae train --resume --out RUN`` needs no other flag. ``--epochs`` and ``--max-steps``
+    (to train further), ``--device`` and ``--threads`` may be given; they replace the saved ones."""
+    from jmvae.checkpoint import load_run_config
+
+    run = load_run_config(out)
+    changes = {key: value for key, value in (("epochs", args.epochs), ("max_steps", args.max_steps),
+                                             ("threads", args.threads)) if value is not None}
+    config = dataclasses.replace(run.train, device=args.device, **changes)
+    name = run.data["name"]
+    options = dict(run.data.get("options", {}))
+    if name == "celeba":
+        options["progress"] = not args.no_progress
+    data = load_dataset(name, args.data_dir, **options)
+    return run.model, config, data
+
+
+def command_train(args: argparse.Namespace) -> int:
+    from jmvae.training import train
+
+    from jmvae import distributed
+
+    world = start_distributed(args)
+    out = Path(args.out)
+    if args.resume and args.overwrite:
+        raise JMVAEError("--resume and --overwrite contradict each other; choose one")
+    if (out / "config.json").exists() and not (args.resume or args.overwrite):
+        raise CheckpointError(f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, or another --out")
+    if args.resume and not (out / "config.json").exists():
+        raise CheckpointError(f"--resume: {out} holds no run to continue")
+    check_writable(out)
+    if args.resume:
+        model_config, config, data = resumed_run(args, out)
+    else:
+        model_config, config, data = new_run(args)
     distributed.barrier(world)  # every rank has checked the folder before rank 0 writes to it
     if args.overwrite and out.exists() and world.is_main:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)

@@ -26,6 +26,8 @@ def parse_given(config: ModelConfig, items: list[str], classes: tuple[str, ...] 
     are on, comma-separated: ``attributes=Male,Smiling`` (the others off; ``attributes=`` all off)."""
     given = {}
     for item in items:
+        if not isinstance(item, str):  # argparse turns "--given=--" into an empty list
+            item = "".join(map(str, item))
         name, sep, value = item.partition("=")
         if not sep:
             raise JMVAEError(f"--given {item!r}: expected NAME=VALUE, e.g. label=3")
