@@ -127,6 +127,17 @@ def test_bench_json_reports_throughput_and_memory():
     assert result["config"]["k"] == 20 and "1 torch threads" in result["hardware"]
 
 
+def test_bf16_training_is_recorded_and_resumed_in_bf16(tmp_path):
+    out = tmp_path / "bf16"
+    done = jmvae("train", "--max-steps", "3", "--hidden-dim", "32", "--train-precision", "bf16", "--out", str(out), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "config.json").read_text())["train"]["precision"] == "bf16"
+    done = jmvae("train", "--resume", "--max-steps", "5", "--out", str(out), "--no-progress")
+    assert done.returncode == 0 and "step 5" in done.stderr, done.stderr
+    assert json.loads((out / "config.json").read_text())["train"]["precision"] == "bf16"
+    assert jmvae("train", "--train-precision", "fp16", "--out", str(tmp_path / "x")).returncode == 2
+
+
 def test_bf16_evaluation_stays_close_to_float32(run_dir):
     args = ["evaluate", str(run_dir), "--k", "50", "--n-prior", "50", "--limit", "50", "--json", "--no-progress"]
     fp32, bf16 = (json.loads(jmvae(*args, "--precision", p).stdout)["log_likelihood"] for p in ("fp32", "bf16"))

@@ -94,7 +94,8 @@ def train_phase(config: BenchConfig) -> dict[str, Any]:
             synchronize(config.device)
             marks[step] = time.perf_counter()
 
-    train_config = TrainConfig(epochs=10_000, max_steps=last, batch_size=config.batch_size, device=config.device)
+    train_config = TrainConfig(epochs=10_000, max_steps=last, batch_size=config.batch_size, device=config.device,
+                               precision=config.precision)
     train(model_config(config, data), train_config, data, progress=False, on_step=on_step)
     seconds = marks[last] - marks[first]
     return {"train_samples_per_s": config.train_steps * config.batch_size / seconds,

@@ -202,6 +202,9 @@ class TrainConfig:
     ``warmup_epochs``: the KL weight rises linearly from 0 to 1 over this many epochs (0: off).
     ``warmup_all_kl``: False scales only KL(q || prior) (authors' code); True also scales the
     alpha-weighted unimodal KL terms (MultiVae).
+    ``precision="bf16"``: the forward pass's matrix products (and so the backward's) run in
+    bfloat16 under autocast; likelihoods, KL terms, gradients, Adam and the weights stay float32.
+    Faster on CPUs with AMX and on GPUs; the paper's table is trained in float32.
     """
 
     epochs: int = 100
@@ -217,9 +220,12 @@ class TrainConfig:
     device: str = "cpu"
     threads: int | None = None
     gan_real_label: float = 1.0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r} is not one of {PRECISIONS}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.max_steps is not None and self.max_steps < 1:

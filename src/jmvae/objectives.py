@@ -51,16 +51,17 @@ def kl_weight(step: int, steps_per_epoch: int, warmup_epochs: float) -> float:
 
 
 def negative_elbo(
-    model, batch: dict[str, Tensor], kl_weight: float = 1.0, noise: Tensor | None = None
+    model, batch: dict[str, Tensor], kl_weight: float = 1.0, noise: Tensor | None = None, posterior=None
 ) -> tuple[LossTerms, object]:
     r"""-E_q[sum_m log p(x_m|z)] + kl_weight * KL(q || prior), batch mean; one z per datum.
 
     z = mean + std * noise (reparameterisation); ``noise`` (B, L) standard normal, drawn here
     from torch's global generator when not given (the training loop gives it, so that data-
     parallel ranks use the rows of one global draw). Returns the terms and the posterior q (so
-    JMVAE-kl can add its KL terms to it).
+    JMVAE-kl can add its KL terms to it). ``posterior``: q(z | inputs) when the caller has it already.
     """
-    posterior = model.posterior(batch, model.inputs)
+    if posterior is None:
+        posterior = model.posterior(batch, model.inputs)
     if noise is None:
         z = posterior.rsample()  # (B, L)
     else:
@@ -72,9 +73,6 @@ def negative_elbo(
     return LossTerms(total, reconstruction, kl_prior, z=z.detach()), posterior
 
 
-def unimodal_kl(model, batch: dict[str, Tensor], joint_posterior) -> dict[str, Tensor]:
+def unimodal_kl(joint_posterior, unimodal_posteriors: dict[str, object]) -> dict[str, Tensor]:
     """KL(q(z | x_1..x_M) || q(z | x_m)) for every modality m, batch means (JMVAE-kl, Eq. 4)."""
-    return {
-        name: kl_divergence(joint_posterior, model.posterior(batch, (name,))).mean()
-        for name in model.config.names
-    }
+    return {name: kl_divergence(joint_posterior, q).mean() for name, q in unimodal_posteriors.items()}

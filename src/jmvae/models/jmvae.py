@@ -51,16 +51,20 @@ class JMVAE(MultimodalModel):
         given = tuple(given)
         if not given:
             raise ValueError("cannot infer z from no modality; give at least one of " + str(list(self.config.names)))
-        inputs = self.encoder_inputs(batch, given)
+        return self._posterior_of_inputs(self.encoder_inputs(batch, given), given)
+
+    def _posterior_of_inputs(self, inputs: dict[str, torch.Tensor], given: tuple[str, ...]) -> Distribution:
         if set(given) == set(self.config.names) or self.config.kind == "jmvae-zero":
             return self.joint_encoder(inputs)  # missing modalities are zero-filled
         experts = [self.unimodal_encoders[name](inputs[name]) for name in given]
         return experts[0] if len(experts) == 1 else product_of_gaussians(experts)
 
     def loss(self, batch: Batch, kl_weight: float = 1.0, alpha_weight: float = 1.0, noise: torch.Tensor | None = None) -> LossTerms:
-        terms, joint = negative_elbo(self, batch, kl_weight, noise)
+        names = self.config.names
+        inputs = self.encoder_inputs(batch, names)  # checked and one-hot encoded once for all encoders
+        terms, joint = negative_elbo(self, batch, kl_weight, noise, self._posterior_of_inputs(inputs, names))
         if self.config.kind == "jmvae-kl":
-            terms.kl_unimodal = unimodal_kl(self, batch, joint)
+            terms.kl_unimodal = unimodal_kl(joint, {m: self._posterior_of_inputs(inputs, (m,)) for m in names})
             terms.total = terms.total + self.config.alpha * alpha_weight * sum(terms.kl_unimodal.values())
         return terms
 
