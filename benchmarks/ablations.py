@@ -2,6 +2,9 @@
 
     .venv/bin/python benchmarks/ablations.py optimizer   # default multi-tensor Adam vs fused Adam
     .venv/bin/python benchmarks/ablations.py clip        # gradient-norm clipping: default vs foreach
+    .venv/bin/python benchmarks/ablations.py clip-adam   # clip_grad_norm_ vs the clip factor inside fused Adam
+    .venv/bin/python benchmarks/ablations.py relu        # ReLU out of place vs in place
+    .venv/bin/python benchmarks/ablations.py matmul      # one thread: a layer's product in float32, bf16, bf16 with casts
     .venv/bin/python benchmarks/ablations.py compile     # eager loss vs torch.compile'd loss
     .venv/bin/python benchmarks/ablations.py bf16        # training step and bound in float32 vs bf16 autocast
     .venv/bin/python benchmarks/ablations.py chunk       # estimator rows per chunk: 20,000 ... 1,000
@@ -23,6 +26,7 @@ import torch.nn.functional as F
 from jmvae import ModelConfig, build_model
 from jmvae.data import binarize, image_label_modalities
 from jmvae.estimators import iw_log_likelihoods
+from jmvae.training import clip_gradients
 
 
 def model_and_data():
@@ -32,9 +36,13 @@ def model_and_data():
 
 
 def train_rate(fused: bool = True, foreach_clip: bool | None = None, compiled: bool = False, bf16: bool = False,
-               steps: int = 200) -> float:
+               clip_in_adam: bool = False, inplace_relu: bool = True, steps: int = 200) -> float:
     model, x, w = model_and_data()
+    for module in model.modules():
+        if isinstance(module, torch.nn.ReLU):
+            module.inplace = inplace_relu
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4, fused=fused)
+    parameters = list(model.parameters())
     generator = torch.Generator().manual_seed(0)
     loss_fn = lambda b, noise: model.loss(b, 1.0, 1.0, noise).total  # noqa: E731
     loss_fn = torch.compile(loss_fn) if compiled else loss_fn
@@ -47,7 +55,10 @@ def train_rate(fused: bool = True, foreach_clip: bool | None = None, compiled: b
             loss = loss_fn(batch, torch.randn(100, 64))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0, foreach=foreach_clip)
+        if clip_in_adam:
+            clip_gradients(optimizer, parameters, 5.0)
+        else:
+            torch.nn.utils.clip_grad_norm_(parameters, 5.0, foreach=foreach_clip)
         optimizer.step()
 
     for i in range(20):
@@ -89,12 +100,37 @@ def bernoulli_ms() -> dict[str, float]:
     return out
 
 
+def matmul_us() -> dict[str, str]:
+    """One thread: the first layer's product [100, 784] x [784, 512] in float32, in bfloat16, and
+    in bfloat16 with both operands cast from float32 each time (what autocast does)."""
+    torch.set_num_threads(1)
+    a, b = torch.randn(100, 784), torch.randn(784, 512)
+    a16, b16 = a.bfloat16(), b.bfloat16()
+    variants = {"float32": lambda: a @ b, "bfloat16": lambda: a16 @ b16, "cast + bfloat16": lambda: a.bfloat16() @ b.bfloat16()}
+    out = {}
+    for name, f in variants.items():
+        for _ in range(10):
+            f()
+        started = time.perf_counter()
+        for _ in range(200):
+            f()
+        seconds = (time.perf_counter() - started) / 200
+        out[name] = f"{seconds * 1e6:.0f} us, {2 * 100 * 784 * 512 / seconds / 1e9:.0f} GFLOP/s"
+    return out
+
+
 def main() -> None:
     what = sys.argv[1] if len(sys.argv) > 1 else "optimizer"
     if what == "optimizer":
         print({"adam (multi-tensor)": train_rate(fused=False), "adam fused": train_rate(fused=True)})
     elif what == "clip":
         print({"clip default": train_rate(foreach_clip=None), "clip foreach": train_rate(foreach_clip=True)})
+    elif what == "clip-adam":
+        print({"clip_grad_norm_": train_rate(), "clip inside fused Adam": train_rate(clip_in_adam=True)})
+    elif what == "relu":
+        print({"relu": train_rate(clip_in_adam=True, inplace_relu=False), "relu in place": train_rate(clip_in_adam=True)})
+    elif what == "matmul":
+        print(matmul_us())
     elif what == "compile":
         print({"eager": train_rate(), "torch.compile": train_rate(compiled=True)})
     elif what == "bf16":

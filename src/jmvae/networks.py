@@ -40,16 +40,12 @@ CONV_CHANNELS: tuple[int, ...] = (64, 128, 256, 256)
 
 
 def mlp(sizes: list[int], activate_last: bool = False) -> nn.Sequential:
-    """Linear layers of the given widths with ReLU between them (and after the last if asked).
-
-    The ReLUs work in place on their layer's output (a linear layer's gradient does not need its
-    output), which saves an allocation and a pass per layer.
-    """
+    """Linear layers of the given widths with ReLU between them (and after the last if asked)."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2 or activate_last:
-            layers.append(nn.ReLU(inplace=True))
+            layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 
 

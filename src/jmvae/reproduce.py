@@ -36,7 +36,7 @@ ROWS: tuple[tuple[str, float], ...] = (
     ("jmvae-kl", 1.0),
 )
 
-PROTOCOL_DEFAULTS = {"precision": "fp32"}  # what rows written before a protocol key existed were measured with
+PROTOCOL_DEFAULTS = {"precision": "fp32", "train_precision": "fp32"}  # what rows written before a protocol key existed were measured with
 SAME_NATS = 0.5  # two log-likelihoods within this many nats count as "the same"
 MUCH_NATS = 1.0  # "much lower" / "significantly" means by more than this many nats
 RECOGNISABLE = 0.7  # images generated from a label are "recognisable" when the judge agrees this often
@@ -101,7 +101,8 @@ def reproduce(
         steps_needed = min(steps_needed, config.train.max_steps)
     protocol = {"data": data.name, "steps": steps_needed, "seed": config.train.seed, "k": config.evaluation.k,
                 "n_prior": config.evaluation.n_prior, "limit": config.evaluation.limit,
-                "eval_seed": config.evaluation.seed, "precision": config.evaluation.precision}
+                "eval_seed": config.evaluation.seed, "precision": config.evaluation.precision,
+                "train_precision": config.train.precision}
     alphas = {row_name(k, a): (k, a) for k, a in ROWS}
     judges: list[Judge] = []  # fitted once, on first need
 
