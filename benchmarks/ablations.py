@@ -6,7 +6,7 @@
     .venv/bin/python benchmarks/ablations.py relu        # ReLU out of place vs in place
     .venv/bin/python benchmarks/ablations.py matmul      # one thread: a layer's product in float32, bf16, bf16 with casts
     .venv/bin/python benchmarks/ablations.py compile     # eager loss vs torch.compile'd loss
-    .venv/bin/python benchmarks/ablations.py bf16        # training step and bound in float32 vs bf16 autocast
+    .venv/bin/python benchmarks/ablations.py bf16        # training step: float32, bf16 autocast, oneDNN bf16 products; bound: float32 vs autocast
     .venv/bin/python benchmarks/ablations.py chunk       # estimator rows per chunk: 20,000 ... 1,000
     .venv/bin/python benchmarks/ablations.py bernoulli   # binary cross-entropy vs log sigmoid((2x-1) l)
 
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from jmvae import ModelConfig, build_model
 from jmvae.data import binarize, image_label_modalities
 from jmvae.estimators import iw_log_likelihoods
-from jmvae.training import clip_gradients
+from jmvae.training import bf16_cpu_matmuls, clip_gradients
 
 
 def model_and_data():
@@ -36,7 +36,8 @@ def model_and_data():
 
 
 def train_rate(fused: bool = True, foreach_clip: bool | None = None, compiled: bool = False, bf16: bool = False,
-               clip_in_adam: bool = False, inplace_relu: bool = True, steps: int = 200) -> float:
+               clip_in_adam: bool = False, inplace_relu: bool = True, bf16_matmuls: bool = False,
+               steps: int = 200) -> float:
     model, x, w = model_and_data()
     for module in model.modules():
         if isinstance(module, torch.nn.ReLU):
@@ -61,12 +62,13 @@ def train_rate(fused: bool = True, foreach_clip: bool | None = None, compiled: b
             torch.nn.utils.clip_grad_norm_(parameters, 5.0, foreach=foreach_clip)
         optimizer.step()
 
-    for i in range(20):
-        step(i)
-    started = time.perf_counter()
-    for i in range(steps):
-        step(i)
-    return steps * 100 / (time.perf_counter() - started)
+    with bf16_cpu_matmuls(bf16_matmuls):
+        for i in range(20):
+            step(i)
+        started = time.perf_counter()
+        for i in range(steps):
+            step(i)
+        return steps * 100 / (time.perf_counter() - started)
 
 
 def bound_rate(batch_size: int, chunk: int | None, bf16: bool = False, images: int = 200) -> float:
@@ -134,7 +136,8 @@ def main() -> None:
     elif what == "compile":
         print({"eager": train_rate(), "torch.compile": train_rate(compiled=True)})
     elif what == "bf16":
-        print({"train fp32": train_rate(), "train bf16": train_rate(bf16=True),
+        print({"train fp32": train_rate(clip_in_adam=True), "train bf16 autocast": train_rate(clip_in_adam=True, bf16=True),
+               "train bf16 matmuls (oneDNN)": train_rate(clip_in_adam=True, bf16_matmuls=True),
                "bound fp32": bound_rate(100, 25), "bound bf16": bound_rate(100, 25, bf16=True)})
     elif what == "chunk":
         print({f"{rows} rows": bound_rate(100, rows // 100) for rows in (20_000, 10_000, 5_000, 2_500, 1_000)})

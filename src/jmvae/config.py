@@ -202,9 +202,10 @@ class TrainConfig:
     ``warmup_epochs``: the KL weight rises linearly from 0 to 1 over this many epochs (0: off).
     ``warmup_all_kl``: False scales only KL(q || prior) (authors' code); True also scales the
     alpha-weighted unimodal KL terms (MultiVae).
-    ``precision="bf16"``: the forward pass's matrix products (and so the backward's) run in
-    bfloat16 under autocast; likelihoods, KL terms, gradients, Adam and the weights stay float32.
-    Faster on CPUs with AMX and on GPUs; the paper's table is trained in float32.
+    ``precision="bf16"``: the matrix products take bfloat16 inputs and accumulate in float32
+    (on a CPU, oneDNN's float32 products with bfloat16 internals, forward and backward; on a
+    GPU, bfloat16 autocast of the forward pass); weights, gradients, likelihoods, KL terms and
+    Adam stay float32. Faster on CPUs with AMX and on GPUs; the paper's table is trained in float32.
     """
 
     epochs: int = 100
