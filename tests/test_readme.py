@@ -52,6 +52,21 @@ def test_readme_table_1_matches_the_committed_results():
                 assert text == f"{value:.{digits}f}", (label, text, value)
 
 
+def test_readme_500_epoch_numbers_are_the_committed_measurement():
+    """The README's paragraph on the bar quotes results/mnist-500/table1.json, rounded as shown."""
+    import json
+
+    row = json.loads((ROOT / "results" / "mnist-500" / "table1.json").read_text())["models"]["jmvae-kl(alpha=0.1)"]
+    paragraph = README[README.index("**The bar is met at 500 epochs**"):README.index("## Layout")]
+    ll = row["log_likelihood"]
+    for value in (ll["image"]["single"], ll["image"]["multiple"], ll["image|label"]["multiple"],
+                  ll["image|label"]["single"], ll["joint"]):
+        assert f"{value:.2f}" in paragraph
+    assert f"{row['accuracy']['label|image']:.4f}" in paragraph
+    assert f"{row['coherence']['image|label']:.3f}" in paragraph
+    assert ll["image"]["single"] >= -86.86 and ll["image"]["multiple"] >= -86.86  # the paper's JMVAE figure
+
+
 def test_editing_doc_matches_the_committed_measurement():
     """docs/editing.md's table is results/mnist/editing.jsonl, rounded as shown."""
     import json
