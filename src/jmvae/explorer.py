@@ -41,6 +41,7 @@ import io
 import math
 import secrets
 import socket
+import signal
 import sys
 import threading
 import warnings
@@ -682,11 +683,20 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, device
     print(f"jmvae serve: exploring {explorer.config.display_name} on {explorer.data_name} at {_url(host, server.port)} (Ctrl-C to stop)", flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"jmvae serve: listening on {host}: anyone who can reach this machine can use the page", file=sys.stderr, flush=True)
+    # Ctrl-C and SIGTERM stop the loop through shutdown() (from a helper thread: it waits for the
+    # loop), installed explicitly so that a SIGINT disposition inherited as "ignored" (as from
+    # some launchers and test runners) cannot leave the server deaf to Ctrl-C.
+    def stop(signum: int, frame: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.serve_forever()  # werkzeug's returns on Ctrl-C (KeyboardInterrupt)
+        server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         server.server_close()
     print("jmvae serve: stopped", flush=True)
 
