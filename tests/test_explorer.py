@@ -314,9 +314,12 @@ def test_without_test_data_the_map_is_off_and_the_rest_works(run_dir, tmp_path, 
 
 
 # -- the command -------------------------------------------------------------------------------
-def test_jmvae_serve_prints_its_url_serves_the_page_and_stops_on_ctrl_c(run_dir):
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_jmvae_serve_prints_its_url_serves_the_page_and_stops_on_ctrl_c(run_dir, inherited):
+    """Ctrl-C stops the server, also when the launcher left SIGINT ignored (which Python keeps)."""
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if inherited == "ignored" else None
     process = subprocess.Popen([sys.executable, "-m", "jmvae", "serve", str(run_dir), "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
     try:
         line = process.stdout.readline()
         assert "jmvae serve: exploring jmvae-kl(alpha=0.1) on digits at http://127.0.0.1:" in line, (line, process.stderr.read() if process.poll() is not None else "")
