@@ -101,18 +101,17 @@ def clip_gradients(optimizer: torch.optim.Optimizer, parameters: list[torch.nn.P
     min(1, max_norm / (norm + 1e-6)). When the optimizer is fused Adam over exactly these
     parameters, the factor is handed to it as its ``grad_scale`` (the fused kernel divides each
     gradient by it in the same pass that updates the parameters) instead of a separate pass over
-    all 3M gradients: the same update, 5% of a JMVAE-kl step saved (benchmarks/ablations.py clip).
+    all 3M gradients: the same update, +7% JMVAE-kl steps per second (benchmarks/ablations.py clip-adam).
     Otherwise (a second, unclipped group such as a GAN's discriminator; a non-fused Adam) the
     gradients are scaled in place. ``max_norm`` None or 0: no clipping, the norm is still returned
     (the divergence check reads it).
     """
-    grads = [p.grad for p in parameters if p.grad is not None]
     norm = gradient_norm(parameters)
     fused_over_these = (len(optimizer.param_groups) == 1 and optimizer.param_groups[0].get("fused")
                         and len(optimizer.param_groups[0]["params"]) == len(parameters))
     if fused_over_these:
         optimizer.grad_scale = torch.clamp((norm + 1e-6) / max_norm, min=1.0) if max_norm else None  # type: ignore[attr-defined]
-    elif max_norm and grads:
+    elif max_norm:
         torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, norm, foreach=True)
     return norm
 
@@ -122,7 +121,7 @@ def bf16_cpu_matmuls(enabled: bool) -> Iterator[None]:
     """While open (``enabled``), float32 matrix products on the CPU take bfloat16 inputs and
     accumulate in float32 inside oneDNN (``torch.set_float32_matmul_precision("medium")``; AMX
     on CPUs that have it), forward and backward; tensors stay float32. ``--train-precision bf16``
-    uses it on CPUs: 1.4x a float32 step here, where autocast's casts left 1.1x
+    uses it on CPUs: 1.18-1.23x a float32 step here, where autocast's casts left 1.11-1.15x
     (benchmarks/ablations.py bf16). On a GPU the same flag means bfloat16 autocast."""
     if not enabled:
         yield
