@@ -77,3 +77,24 @@ def test_rows_split_every_global_row_once(n, size):
     parts = [World(rank, size).rows(n) for rank in range(size)]
     assert [i for p in parts for i in range(n)[p]] == list(range(n))
     assert max(p.stop - p.start for p in parts) - min(p.stop - p.start for p in parts) <= 1
+
+
+def test_processes_leave_the_process_group_at_exit(tmp_path):
+    """A gloo group left to the interpreter's exit aborted about one launch in three
+    ("terminate called without an active exception"); setup registers the group's teardown."""
+    script = tmp_path / "join.py"
+    script.write_text(
+        "import atexit, os, sys, torch.distributed as dist\n"
+        "from jmvae import distributed\n"
+        "report = os.path.join(sys.argv[1], 'rank' + os.environ['RANK'])\n"
+        "atexit.register(lambda: open(report, 'a').write(f'initialized at exit: {dist.is_initialized()}'))\n"
+        "world, _ = distributed.setup('cpu')\n"
+        "distributed.barrier(world)\n"
+        "open(report, 'w').write(f'joined {world.rank} of {world.size}; ')\n"
+    )
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1",
+               f"--master-port={free_port()}", str(script), str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for rank in (0, 1):
+        assert (tmp_path / f"rank{rank}").read_text() == f"joined {rank} of 2; initialized at exit: False"

@@ -19,6 +19,7 @@ single-process result exactly.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -74,6 +75,7 @@ def setup(device: str) -> tuple[World, str]:
         device = f"cuda:{local}"
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=timedelta(minutes=30))
+        atexit.register(shutdown)
     return current(), device
 
 
@@ -122,3 +124,15 @@ def gather_objects(obj: object, world: World) -> list[object]:
 def barrier(world: World) -> None:
     if world.enabled:
         dist.barrier()
+
+
+def shutdown() -> None:
+    """Leave the process group, if this process joined one.
+
+    A gloo group left to the interpreter's exit can abort the process ("terminate called without
+    an active exception": its threads are destroyed while still joinable), which turned about one
+    sharded evaluation in three into a failed launch. ``setup`` registers it to run at exit, so
+    the CLI and scripts that call ``train``/``evaluate`` under torchrun both leave cleanly.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
