@@ -53,6 +53,20 @@ def test_evaluate_text_output(run_dir):
     assert done.returncode == 0 and "log p(image|label) multiple" in done.stdout
 
 
+@pytest.mark.parametrize("command", [["evaluate", "--k", "2", "--n-prior", "2", "--limit", "4", "--json"],
+                                     ["sample", "--given", "label=3", "--n", "2", "--out", "{tmp}/s.png"]])
+def test_threads_flag_is_applied_by_every_command(run_dir, tmp_path, monkeypatch, command):
+    """evaluate and sample once ignored --threads, so a sharded evaluation (torchrun: one thread
+    per process) and a --threads 1 evaluation summed in different orders and differed in the 8th digit."""
+    import torch
+
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    args = [command[0], str(run_dir), *(a.format(tmp=tmp_path) for a in command[1:]), "--threads", "1", "--no-progress"]
+    assert main(args) == 0
+    assert calls == [1]
+
+
 def test_sample_writes_a_png_grid(run_dir, tmp_path):
     out = tmp_path / "threes.png"
     done = jmvae("sample", str(run_dir), "--given", "label=3", "--n", "16", "--out", str(out), "--scale", "2")

@@ -420,8 +420,6 @@ def command_reproduce(args: argparse.Namespace) -> int:
         if unknown:
             raise JMVAEError(f"--models: unknown {unknown}; rows are {', '.join(rows)}")
         rows = chosen
-    if args.threads:
-        torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset, args.data_dir)
     config = ReproduceConfig(
         out=out,
@@ -476,9 +474,6 @@ def command_plot(args: argparse.Namespace) -> int:
 def command_serve(args: argparse.Namespace) -> int:
     from jmvae.explorer import serve
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
     serve(Path(args.run_dir), host=args.host, port=args.port, device=args.device, data_dir=args.data_dir)
     return 0
 
@@ -491,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(message)s")
+    if getattr(args, "threads", None):  # --threads of every command, before it does any work
+        torch.set_num_threads(args.threads)
     try:
         return COMMANDS[args.command](args)
     except (JMVAEError, ValueError, OSError) as exc:
