@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/ablations.py clip        # gradient-norm clipping: default vs foreach
     .venv/bin/python benchmarks/ablations.py clip-adam   # clip_grad_norm_ vs the clip factor inside fused Adam
     .venv/bin/python benchmarks/ablations.py relu        # ReLU out of place vs in place
-    .venv/bin/python benchmarks/ablations.py matmul      # one thread: a layer's product in float32, bf16, bf16 with casts
+    .venv/bin/python benchmarks/ablations.py matmul      # one thread: a training and an evaluation product in float32, oneDNN bf16, bf16, bf16 with casts
     .venv/bin/python benchmarks/ablations.py compile     # eager loss vs torch.compile'd loss
     .venv/bin/python benchmarks/ablations.py bf16        # training step: float32, bf16 autocast, oneDNN bf16 products; bound: float32 vs autocast
     .venv/bin/python benchmarks/ablations.py chunk       # estimator rows per chunk: 20,000 ... 1,000
@@ -103,21 +103,28 @@ def bernoulli_ms() -> dict[str, float]:
 
 
 def matmul_us() -> dict[str, str]:
-    """One thread: the first layer's product [100, 784] x [784, 512] in float32, in bfloat16, and
-    in bfloat16 with both operands cast from float32 each time (what autocast does)."""
+    """One thread: a training product ([100, 784] x [784, 512], the first layer at batch 100) and an
+    evaluation product ([2500, 512] x [512, 784], the image decoder's last layer on one chunk) in
+    float32, in float32 with oneDNN's bfloat16 internals (``--train-precision bf16`` on a CPU), in
+    bfloat16, and in bfloat16 with both operands cast from float32 each time (what autocast does).
+    GFLOP/s against the core's float32 peak says how much a float32 step can still gain."""
     torch.set_num_threads(1)
-    a, b = torch.randn(100, 784), torch.randn(784, 512)
-    a16, b16 = a.bfloat16(), b.bfloat16()
-    variants = {"float32": lambda: a @ b, "bfloat16": lambda: a16 @ b16, "cast + bfloat16": lambda: a.bfloat16() @ b.bfloat16()}
     out = {}
-    for name, f in variants.items():
-        for _ in range(10):
-            f()
-        started = time.perf_counter()
-        for _ in range(200):
-            f()
-        seconds = (time.perf_counter() - started) / 200
-        out[name] = f"{seconds * 1e6:.0f} us, {2 * 100 * 784 * 512 / seconds / 1e9:.0f} GFLOP/s"
+    for m, k, n in ((100, 784, 512), (2500, 512, 784)):
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        a16, b16 = a.bfloat16(), b.bfloat16()
+        variants = {"float32": (lambda: a @ b, False), "float32, oneDNN bf16 internals": (lambda: a @ b, True),
+                    "bfloat16": (lambda: a16 @ b16, False), "cast + bfloat16": (lambda: a.bfloat16() @ b.bfloat16(), False)}
+        for name, (f, medium) in variants.items():
+            with bf16_cpu_matmuls(medium):
+                for _ in range(10):
+                    f()
+                repeats = max(20, int(2e10 // (2 * m * k * n)))
+                started = time.perf_counter()
+                for _ in range(repeats):
+                    f()
+                seconds = (time.perf_counter() - started) / repeats
+            out[f"[{m}, {k}] x [{k}, {n}] {name}"] = f"{seconds * 1e6:.0f} us, {2 * m * k * n / seconds / 1e9:.0f} GFLOP/s"
     return out
 
 

@@ -9,7 +9,8 @@ q(z|x,w) and k = 1000 samples:
 The plain estimator is what a user writes by hand: 10 images per chunk, all k samples at once,
 z of shape (k, 10, 64), torch.no_grad. jmvae's is ``jmvae.estimators.iw_log_likelihoods`` as
 ``jmvae evaluate`` runs it (batches of 100 images, chunks of its default size,
-inference mode). Prints one JSON line per estimator with importance samples/s (images x k / s)
+inference mode), and the same under bfloat16 autocast as ``jmvae evaluate --precision bf16``
+runs it. Prints one JSON line per estimator with importance samples/s (images x k / s)
 and the mean bound; the two means must agree within their Monte-Carlo error.
 
     .venv/bin/python benchmarks/estimator.py --images 200 [--threads T]
@@ -18,6 +19,7 @@ and the mean bound; the two means must agree within their Monte-Carlo error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -93,18 +95,19 @@ def main() -> None:
 
     batch = {"image": x.reshape(-1, 28, 28), "label": w.argmax(-1)}
     results = []
-    for name in ("plain-estimator", "jmvae-estimator"):
+    for name in ("plain-estimator", "jmvae-estimator", "jmvae-estimator-bf16"):
         started = time.perf_counter()
         if name == "plain-estimator":
             values = plain_bound(plain, x, w, args.k, 10)
         else:
+            precision = torch.autocast("cpu", dtype=torch.bfloat16) if name.endswith("bf16") else contextlib.nullcontext()
             parts = []
             for s in range(0, len(x), 100):
                 b = {key: v[s : s + 100] for key, v in batch.items()}
-                with torch.inference_mode():
+                with torch.inference_mode(), precision:
                     q = ours.posterior(b, ("image", "label"))
                     parts.append(iw_log_likelihoods(ours, b, [("image",)], q, args.k)[("image",)])
-            values = torch.cat(parts)
+            values = torch.cat(parts).double()
         seconds = time.perf_counter() - started
         results.append({"name": name, "samples_per_s": len(x) * args.k / seconds, "seconds": seconds,
                         "images": len(x), "k": args.k, "mean_bound": values.mean().item(),
