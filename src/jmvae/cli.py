@@ -72,7 +72,7 @@ def add_training(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent-dim", type=positive_int, help="latent dims (default 64; 128 on CelebA)")
     p.add_argument("--hidden-dim", type=positive_int, help="hidden units (default 512; 1024 on CelebA, attributes 512)")
     p.add_argument("--train-precision", choices=PRECISIONS, default="fp32",
-                   help="bf16: training's matrix products in bfloat16, the rest float32 (faster with AMX or a GPU; default fp32)")
+                   help="bf16: training's matrix products in bfloat16, the rest float32 (faster on CPUs with AMX or avx512_bf16 and on GPUs; default fp32)")
 
 
 def add_evaluation(p: argparse.ArgumentParser) -> None:
@@ -83,7 +83,7 @@ def add_evaluation(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk", type=positive_int, help="importance samples per pass (default: about 2,500 latent rows on a CPU, 200,000 on a GPU)")
     p.add_argument("--eval-seed", type=int, default=0)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="bf16: matrix products in bfloat16 (2.5x faster on CPUs with AMX; default fp32)")
+                   help="bf16: matrix products in bfloat16 (1.8-2.3x faster on CPUs with bfloat16 units; default fp32)")
 
 
 def parser() -> argparse.ArgumentParser:

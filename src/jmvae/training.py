@@ -116,13 +116,25 @@ def clip_gradients(optimizer: torch.optim.Optimizer, parameters: list[torch.nn.P
     return norm
 
 
+def bf16_path(device: torch.device) -> str:
+    """How ``--train-precision bf16`` computes on ``device``: "onednn" (``bf16_cpu_matmuls``) on
+    CPUs with AMX tiles, "autocast" (bfloat16 autocast) on GPUs and on other CPUs.
+
+    Measured with ``benchmarks/ablations.py bf16`` (a JMVAE-kl step, samples/s): on a Xeon with
+    AMX, oneDNN's internal bfloat16 gave 1.18-1.23x a float32 step and autocast, whose casts of
+    weights and gradients eat most of AMX's speed, 1.11-1.15x; on an AMD EPYC (Zen 4,
+    avx512_bf16, no AMX) autocast gave 1.52x and oneDNN's internal path 1.08x.
+    """
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    return "onednn" if device.type == "cpu" and amx() else "autocast"
+
+
 @contextlib.contextmanager
 def bf16_cpu_matmuls(enabled: bool) -> Iterator[None]:
     """While open (``enabled``), float32 matrix products on the CPU take bfloat16 inputs and
     accumulate in float32 inside oneDNN (``torch.set_float32_matmul_precision("medium")``; AMX
-    on CPUs that have it), forward and backward; tensors stay float32. ``--train-precision bf16``
-    uses it on CPUs: 1.18-1.23x a float32 step here, where autocast's casts left 1.11-1.15x
-    (benchmarks/ablations.py bf16). On a GPU the same flag means bfloat16 autocast."""
+    on CPUs that have it), forward and backward; tensors stay float32. ``bf16_path`` says when
+    training uses it."""
     if not enabled:
         yield
         return
@@ -250,10 +262,10 @@ def train(
     clipped = model_parameters(model)  # the discriminator's gradients are not clipped
     adversarial = model.discriminator is not None
     latent_dim = model_config.latent_dim
-    bf16 = train_config.precision == "bf16"
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type != "cpu")
+    bf16 = bf16_path(device) if train_config.precision == "bf16" else None
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 == "autocast")
     interrupted = False
-    with _StopFlag() as stop, bf16_cpu_matmuls(bf16 and device.type == "cpu"):
+    with _StopFlag() as stop, bf16_cpu_matmuls(bf16 == "onednn"):
         while step < total_steps:
             started = time.perf_counter()
             order = epoch_permutation(n, train_config.seed, epoch, device)
