@@ -5,6 +5,8 @@
     .venv/bin/python benchmarks/ablations.py clip-adam   # clip_grad_norm_ vs the clip factor inside fused Adam
     .venv/bin/python benchmarks/ablations.py relu        # ReLU out of place vs in place
     .venv/bin/python benchmarks/ablations.py matmul      # one thread: a training and an evaluation product in float32, oneDNN bf16, bf16, bf16 with casts
+    .venv/bin/python benchmarks/ablations.py profile     # where a float32 step's time goes (torch.profiler, 50 steps)
+    .venv/bin/python benchmarks/ablations.py flops       # GFLOP of a training step, MFLOP of an importance sample
     .venv/bin/python benchmarks/ablations.py compile     # eager loss vs torch.compile'd loss
     .venv/bin/python benchmarks/ablations.py bf16        # training step: float32, bf16 autocast, oneDNN bf16 products; bound: float32 vs autocast
     .venv/bin/python benchmarks/ablations.py chunk       # estimator rows per chunk: 20,000 ... 1,000
@@ -37,7 +39,7 @@ def model_and_data():
 
 def train_rate(fused: bool = True, foreach_clip: bool | None = None, compiled: bool = False, bf16: bool = False,
                clip_in_adam: bool = False, inplace_relu: bool = True, bf16_matmuls: bool = False,
-               steps: int = 200) -> float:
+               steps: int = 200, profiled: bool = False) -> float:
     model, x, w = model_and_data()
     for module in model.modules():
         if isinstance(module, torch.nn.ReLU):
@@ -68,7 +70,30 @@ def train_rate(fused: bool = True, foreach_clip: bool | None = None, compiled: b
         started = time.perf_counter()
         for i in range(steps):
             step(i)
-        return steps * 100 / (time.perf_counter() - started)
+        rate = steps * 100 / (time.perf_counter() - started)
+        if profiled:
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+                for i in range(50):
+                    step(i)
+            print(profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+        return rate
+
+
+def flop_counts() -> dict[str, str]:
+    """Floating-point operations (torch.utils.flop_counter: the matrix products) of one training
+    step of 100 (forward and backward) and of one importance sample of the log p(x) bound."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, x, w = model_and_data()
+    batch = {"image": binarize(x[:100], torch.Generator().manual_seed(0)), "label": w[:100]}
+    with FlopCounterMode(display=False) as step:
+        model.loss(batch, 1.0, 1.0, torch.randn(100, 64)).total.backward()
+    model.eval()
+    ten = {key: v[:10] for key, v in batch.items()}
+    with torch.inference_mode(), FlopCounterMode(display=False) as bound:
+        iw_log_likelihoods(model, ten, [("image",)], model.posterior(ten, ("image", "label")), 1000)
+    return {"training step of 100": f"{step.get_total_flops() / 1e9:.3f} GFLOP",
+            "one importance sample of the log p(x) bound": f"{bound.get_total_flops() / 1e4 / 1e6:.3f} MFLOP"}
 
 
 def bound_rate(batch_size: int, chunk: int | None, bf16: bool = False, images: int = 200) -> float:
@@ -140,6 +165,10 @@ def main() -> None:
         print({"relu": train_rate(clip_in_adam=True, inplace_relu=False), "relu in place": train_rate(clip_in_adam=True)})
     elif what == "matmul":
         print(matmul_us())
+    elif what == "profile":
+        print({"samples/s": train_rate(clip_in_adam=True, profiled=True)})
+    elif what == "flops":
+        print(flop_counts())
     elif what == "compile":
         print({"eager": train_rate(), "torch.compile": train_rate(compiled=True)})
     elif what == "bf16":

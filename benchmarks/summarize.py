@@ -1,0 +1,52 @@
+"""Medians of a rounds file (benchmarks/rounds.sh): each measurement per round and its median,
+then ours against every peer as the median of the per-round ratios (both sides of a ratio come
+from the same round, which cancels most of a shared machine's drift).
+
+    .venv/bin/python benchmarks/summarize.py benchmarks/results/2026-11-30-epyc-cpu-rounds.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+
+def series(path: str) -> dict[str, dict[int, float]]:
+    """{measurement name: {round: samples/s}} from the JSON lines of rounds.sh."""
+    rates: dict[str, dict[int, float]] = defaultdict(dict)
+    for line in open(path):
+        r = json.loads(line)
+        if r["name"] == "jmvae":  # jmvae bench: training and evaluation of one precision
+            precision = r["config"]["precision"]
+            rates[f"jmvae train {precision}"][r["round"]] = r["train_samples_per_s"]
+            rates[f"jmvae bench eval {precision}"][r["round"]] = r["eval_samples_per_s"]
+        else:
+            name = r["name"] + (f" {r['mode']}" if "mode" in r else "") + f" (torch {r['torch']})"
+            rates[name][r["round"]] = r["samples_per_s"]
+    return rates
+
+
+def ratios(ours: dict[int, float], theirs: dict[int, float]) -> list[float]:
+    return [ours[k] / theirs[k] for k in sorted(ours) if k in theirs]
+
+
+def main() -> None:
+    rates = series(sys.argv[1])
+    for name, by_round in rates.items():
+        values = [by_round[k] for k in sorted(by_round)]
+        print(f"{name:48s} {' / '.join(f'{v:,.0f}' for v in values):32s} median {statistics.median(values):,.0f}")
+    peers = [n for n in rates if n.startswith(("plain-loop", "pixyz", "multivae"))]
+    for ours in (n for n in rates if n.startswith("jmvae train")):
+        for peer in peers:
+            r = ratios(rates[ours], rates[peer])
+            print(f"{ours} vs {peer}: {' / '.join(f'{x:.2f}' for x in r)}, median {statistics.median(r):.2f}x")
+    plain = next((n for n in rates if n.startswith("plain-estimator")), None)
+    for ours in (n for n in rates if n.startswith("jmvae-estimator")):
+        r = ratios(rates[ours], rates[plain])
+        print(f"{ours} vs {plain}: {' / '.join(f'{x:.2f}' for x in r)}, median {statistics.median(r):.2f}x")
+
+
+if __name__ == "__main__":
+    main()
