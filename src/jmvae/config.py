@@ -202,11 +202,10 @@ class TrainConfig:
     ``warmup_epochs``: the KL weight rises linearly from 0 to 1 over this many epochs (0: off).
     ``warmup_all_kl``: False scales only KL(q || prior) (authors' code); True also scales the
     alpha-weighted unimodal KL terms (MultiVae).
-    ``precision="bf16"``: the matrix products take bfloat16 inputs and accumulate in float32
-    (on a CPU with AMX, oneDNN's float32 products with bfloat16 internals, forward and backward;
-    on other CPUs and on a GPU, bfloat16 autocast of the forward pass: ``training.bf16_path``);
-    weights, gradients, likelihoods, KL terms and Adam stay float32. Faster on CPUs with AMX or
-    avx512_bf16 and on GPUs; the paper's table is trained in float32.
+    ``precision="bf16"``: bfloat16 autocast of the forward pass (matrix products with bfloat16
+    inputs and float32 accumulation); weights, gradients, likelihoods, KL terms and Adam stay
+    float32. Faster on CPUs with AMX or avx512_bf16 and on GPUs; on MNIST its 100-epoch model
+    matched float32's (docs/benchmarks.md); the paper's table is trained in float32.
     """
 
     epochs: int = 100

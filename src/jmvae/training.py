@@ -12,13 +12,12 @@ Data stay on the device as tensors; a batch is an index into them, binarised on 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,36 +113,6 @@ def clip_gradients(optimizer: torch.optim.Optimizer, parameters: list[torch.nn.P
     elif max_norm:
         torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, norm, foreach=True)
     return norm
-
-
-def bf16_path(device: torch.device) -> str:
-    """How ``--train-precision bf16`` computes on ``device``: "onednn" (``bf16_cpu_matmuls``) on
-    CPUs with AMX tiles, "autocast" (bfloat16 autocast) on GPUs and on other CPUs.
-
-    Measured with ``benchmarks/ablations.py bf16`` (a JMVAE-kl step, samples/s): on a Xeon with
-    AMX, oneDNN's internal bfloat16 gave 1.18-1.23x a float32 step and autocast, whose casts of
-    weights and gradients eat most of AMX's speed, 1.11-1.15x; on an AMD EPYC (Zen 4,
-    avx512_bf16, no AMX) autocast gave 1.52x and oneDNN's internal path 1.08x.
-    """
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    return "onednn" if device.type == "cpu" and amx() else "autocast"
-
-
-@contextlib.contextmanager
-def bf16_cpu_matmuls(enabled: bool) -> Iterator[None]:
-    """While open (``enabled``), float32 matrix products on the CPU take bfloat16 inputs and
-    accumulate in float32 inside oneDNN (``torch.set_float32_matmul_precision("medium")``; AMX
-    on CPUs that have it), forward and backward; tensors stay float32. ``bf16_path`` says when
-    training uses it."""
-    if not enabled:
-        yield
-        return
-    previous = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("medium")
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(previous)
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
@@ -262,10 +231,14 @@ def train(
     clipped = model_parameters(model)  # the discriminator's gradients are not clipped
     adversarial = model.discriminator is not None
     latent_dim = model_config.latent_dim
-    bf16 = bf16_path(device) if train_config.precision == "bf16" else None
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 == "autocast")
+    # bf16: autocast on every device. oneDNN's float32 products with bfloat16 internals
+    # (set_float32_matmul_precision("medium")) were faster on a Xeon with AMX (1.18-1.23x a float32
+    # step against autocast's 1.11-1.15x) but slower on an AMD EPYC (1.08x against 1.52x), and after
+    # 100 MNIST epochs their model was 0.73-0.97 nats below float32 on log p(x) where autocast matched it
+    # (docs/benchmarks.md, "Does bf16 training give the same model?").
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=train_config.precision == "bf16")
     interrupted = False
-    with _StopFlag() as stop, bf16_cpu_matmuls(bf16 == "onednn"):
+    with _StopFlag() as stop:
         while step < total_steps:
             started = time.perf_counter()
             order = epoch_permutation(n, train_config.seed, epoch, device)
