@@ -83,7 +83,7 @@ def add_evaluation(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk", type=positive_int, help="importance samples per pass (default: about 2,500 latent rows on a CPU, 200,000 on a GPU)")
     p.add_argument("--eval-seed", type=int, default=0)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="bf16: matrix products in bfloat16 (1.8-2.3x faster on CPUs with bfloat16 units; default fp32)")
+                   help="bf16: matrix products in bfloat16 (1.7-2.3x float32's speed on the CPUs measured; default fp32)")
 
 
 def parser() -> argparse.ArgumentParser:
