@@ -148,7 +148,7 @@ def bernoulli_ms() -> dict[str, float]:
 def matmul_us() -> dict[str, str]:
     """One thread: a training product ([100, 784] x [784, 512], the first layer at batch 100) and an
     evaluation product ([2500, 512] x [512, 784], the image decoder's last layer on one chunk) in
-    float32, in float32 with oneDNN's bfloat16 internals (``--train-precision bf16`` on a CPU), in
+    float32, in float32 with oneDNN's bfloat16 internals (``bf16_cpu_matmuls``), in
     bfloat16, and in bfloat16 with both operands cast from float32 each time (what autocast does).
     GFLOP/s against the core's float32 peak says how much a float32 step can still gain."""
     torch.set_num_threads(1)

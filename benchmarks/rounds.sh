@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ROUNDS rounds (default 3) of run_all.sh, each followed by `jmvae bench --precision bf16`; every
+# ROUNDS rounds (default 3) of run_all.sh with BF16=1 (ours in float32 and in bf16); every
 # JSON line is tagged with its round, so that ratios can be taken within a round (a shared VM's
 # speed drifts by 10-20% between minutes). Run it on a quiet machine:
 #   bash benchmarks/rounds.sh > benchmarks/results/$(date +%F)-cpu-rounds.jsonl
@@ -9,12 +9,7 @@ cd "$(dirname "$0")/.."
 OURS=${OURS:-.venv/bin/python}
 DATA=${JMVAE_DATA:-../shared/data}
 for round in $(seq 1 "${ROUNDS:-3}"); do
-  {
-    JMVAE_DATA="$DATA" bash benchmarks/run_all.sh
-    "$OURS" -m jmvae bench --json --steps "${STEPS:-300}" --warmup-steps "${WARMUP:-30}" --eval-points 200 \
-      --data-dir "$DATA" --precision bf16 \
-      | "$OURS" -c 'import json,sys; r=json.loads(sys.stdin.read()); print(json.dumps({"name": "jmvae", **r}))'
-  } | "$OURS" -c "
+  JMVAE_DATA="$DATA" BF16=1 bash benchmarks/run_all.sh | "$OURS" -c "
 import json, sys
 for line in sys.stdin:
     if line.startswith('{'):

@@ -12,8 +12,13 @@ WARMUP=${WARMUP:-30}
 DATA=${JMVAE_DATA:-../shared/data}
 T=()
 [ -n "${THREADS:-}" ] && T=(--threads "$THREADS")
-"$OURS" -m jmvae bench --json --steps "$STEPS" --warmup-steps "$WARMUP" --eval-points 200 --data-dir "$DATA" "${T[@]}" \
-  | "$OURS" -c 'import json,sys; r=json.loads(sys.stdin.read()); print(json.dumps({"name": "jmvae", **r}))'
+PRECISIONS=(fp32)
+[ -n "${BF16:-}" ] && PRECISIONS+=(bf16)  # BF16=1: also `jmvae bench --precision bf16`
+for precision in "${PRECISIONS[@]}"; do
+  "$OURS" -m jmvae bench --json --steps "$STEPS" --warmup-steps "$WARMUP" --eval-points 200 --data-dir "$DATA" \
+    --precision "$precision" "${T[@]}" \
+    | "$OURS" -c 'import json,sys; r=json.loads(sys.stdin.read()); print(json.dumps({"name": "jmvae", **r}))'
+done
 "$OURS"  benchmarks/plain_loop.py --steps "$STEPS" --warmup "$WARMUP" "${T[@]}"
 "$PEERS" benchmarks/plain_loop.py --steps "$STEPS" --warmup "$WARMUP" "${T[@]}"
 "$PEERS" benchmarks/peer_pixyz.py --steps "$STEPS" --warmup "$WARMUP" "${T[@]}"

@@ -43,7 +43,7 @@ def main() -> None:
             r = ratios(rates[ours], rates[peer])
             print(f"{ours} vs {peer}: {' / '.join(f'{x:.2f}' for x in r)}, median {statistics.median(r):.2f}x")
     plain = next((n for n in rates if n.startswith("plain-estimator")), None)
-    for ours in (n for n in rates if n.startswith("jmvae-estimator")):
+    for ours in (n for n in rates if plain and n.startswith("jmvae-estimator")):
         r = ratios(rates[ours], rates[plain])
         print(f"{ours} vs {plain}: {' / '.join(f'{x:.2f}' for x in r)}, median {statistics.median(r):.2f}x")
 
