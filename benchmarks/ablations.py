@@ -11,6 +11,8 @@
     .venv/bin/python benchmarks/ablations.py bf16        # training step: float32, bf16 autocast, oneDNN bf16 products; bound: float32 vs autocast
     .venv/bin/python benchmarks/ablations.py chunk       # estimator rows per chunk: 20,000 ... 1,000
     .venv/bin/python benchmarks/ablations.py bernoulli   # binary cross-entropy vs log sigmoid((2x-1) l)
+    .venv/bin/python benchmarks/ablations.py sparse-input  # first layer on binary images: dense product vs sums of the rows of the ones
+    .venv/bin/python benchmarks/ablations.py page-faults   # page faults and kernel CPU time per step of jmvae.train (bench config)
 
 Paper architecture (z = 64, hidden 512, alpha = 0.1), batch 100, MNIST-shaped random data (the
 speed of these dense products does not depend on the values). Run on a quiet machine.
@@ -19,6 +21,7 @@ speed of these dense products does not depend on the values). Run on a quiet mac
 from __future__ import annotations
 
 import contextlib
+import resource
 import sys
 import time
 from collections.abc import Iterator
@@ -171,6 +174,59 @@ def matmul_us() -> dict[str, str]:
     return out
 
 
+def sparse_input_ms(steps: int = 200) -> dict[str, str]:
+    """The first layer (784 -> 512) on a batch of 100 binarized images, forward and weight
+    gradient, as the dense product the model computes and as two ways of adding up only the
+    weight rows of the pixels that are 1 (about 13% of MNIST's after binarization): an
+    embedding bag (exact sums of rows) and a sparse COO product. Torch's threads as set."""
+    x = (torch.rand(100, 784, generator=torch.Generator().manual_seed(0)) < 0.13).float()
+    weight = torch.randn(784, 512, requires_grad=True)
+    grad_out = torch.randn(100, 512)
+
+    def dense() -> None:
+        (x @ weight).backward(grad_out)
+
+    def embedding_bag() -> None:
+        rows, cols = x.nonzero(as_tuple=True)
+        F.embedding_bag(cols, weight, torch.searchsorted(rows, torch.arange(100)), mode="sum").backward(grad_out)
+
+    def sparse_coo() -> None:
+        torch.sparse.mm(x.to_sparse(), weight).backward(grad_out)
+
+    out = {}
+    for f in (dense, embedding_bag, sparse_coo):
+        for _ in range(20):
+            f()
+        started = time.perf_counter()
+        for _ in range(steps):
+            f()
+        out[f.__name__] = f"{(time.perf_counter() - started) / steps * 1e3:.3f} ms"
+    return out
+
+
+def page_faults_per_step(steps: int = 300, warmup: int = 30) -> dict[str, float]:
+    """Minor page faults and kernel (system) CPU time per step of ``jmvae.train`` on the bench's
+    MNIST-shaped data, counted with getrusage between two of its ``on_step`` callbacks."""
+    from jmvae.bench import BenchConfig, bench_data, model_config
+    from jmvae.config import TrainConfig
+    from jmvae.training import train
+
+    config = BenchConfig()
+    data = bench_data(config)
+    marks: dict[int, tuple[float, resource.struct_rusage]] = {}
+
+    def on_step(step: int) -> None:
+        if step in (warmup, warmup + steps):
+            marks[step] = (time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF))
+
+    train(model_config(config, data), TrainConfig(epochs=100, max_steps=warmup + steps, batch_size=100), data,
+          progress=False, on_step=on_step)
+    (t0, a), (t1, b) = marks[warmup], marks[warmup + steps]
+    cpu = (b.ru_utime - a.ru_utime) + (b.ru_stime - a.ru_stime)
+    return {"samples/s": steps * 100 / (t1 - t0), "page faults per step": (b.ru_minflt - a.ru_minflt) / steps,
+            "kernel share of CPU time": (b.ru_stime - a.ru_stime) / cpu}
+
+
 def main() -> None:
     what = sys.argv[1] if len(sys.argv) > 1 else "optimizer"
     if what == "optimizer":
@@ -195,6 +251,10 @@ def main() -> None:
                "bound fp32": bound_rate(100, 25), "bound bf16": bound_rate(100, 25, bf16=True)})
     elif what == "chunk":
         print({f"{rows} rows": bound_rate(100, rows // 100) for rows in (20_000, 10_000, 5_000, 2_500, 1_000)})
+    elif what == "page-faults":
+        print(page_faults_per_step())
+    elif what == "sparse-input":
+        print(sparse_input_ms())
     elif what == "bernoulli":
         print({k: f"{v:.2f} ms" for k, v in bernoulli_ms().items()})
     else:

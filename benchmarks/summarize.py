@@ -1,8 +1,9 @@
-"""Medians of a rounds file (benchmarks/rounds.sh): each measurement per round and its median,
+"""Medians of rounds files (benchmarks/rounds.sh): each measurement per round and its median,
 then ours against every peer as the median of the per-round ratios (both sides of a ratio come
-from the same round, which cancels most of a shared machine's drift).
+from the same round, which cancels most of a shared machine's drift). Several files are pooled:
+their rounds are listed in the order given.
 
-    .venv/bin/python benchmarks/summarize.py benchmarks/results/2026-11-30-epyc-cpu-rounds.jsonl
+    .venv/bin/python benchmarks/summarize.py benchmarks/results/2026-11-30-epyc-cpu-rounds.jsonl [more files]
 """
 
 from __future__ import annotations
@@ -13,27 +14,32 @@ import sys
 from collections import defaultdict
 
 
-def series(path: str) -> dict[str, dict[int, float]]:
-    """{measurement name: {round: samples/s}} from the JSON lines of rounds.sh."""
-    rates: dict[str, dict[int, float]] = defaultdict(dict)
-    for line in open(path):
-        r = json.loads(line)
-        if r["name"] == "jmvae":  # jmvae bench: training and evaluation of one precision
-            precision = r["config"]["precision"]
-            rates[f"jmvae train {precision}"][r["round"]] = r["train_samples_per_s"]
-            rates[f"jmvae bench eval {precision}"][r["round"]] = r["eval_samples_per_s"]
-        else:
-            name = r["name"] + (f" {r['mode']}" if "mode" in r else "") + f" (torch {r['torch']})"
-            rates[name][r["round"]] = r["samples_per_s"]
+Round = tuple[int, int]  # (file, round in that file)
+
+
+def series(paths: list[str]) -> dict[str, dict[Round, float]]:
+    """{measurement name: {(file, round): samples/s}} from the JSON lines of rounds.sh."""
+    rates: dict[str, dict[Round, float]] = defaultdict(dict)
+    for i, path in enumerate(paths):
+        for line in open(path):
+            r = json.loads(line)
+            key = (i, r["round"])
+            if r["name"] == "jmvae":  # jmvae bench: training and evaluation of one precision
+                precision = r["config"]["precision"]
+                rates[f"jmvae train {precision}"][key] = r["train_samples_per_s"]
+                rates[f"jmvae bench eval {precision}"][key] = r["eval_samples_per_s"]
+            else:
+                name = r["name"] + (f" {r['mode']}" if "mode" in r else "") + f" (torch {r['torch']})"
+                rates[name][key] = r["samples_per_s"]
     return rates
 
 
-def ratios(ours: dict[int, float], theirs: dict[int, float]) -> list[float]:
+def ratios(ours: dict[Round, float], theirs: dict[Round, float]) -> list[float]:
     return [ours[k] / theirs[k] for k in sorted(ours) if k in theirs]
 
 
 def main() -> None:
-    rates = series(sys.argv[1])
+    rates = series(sys.argv[1:])
     for name, by_round in rates.items():
         values = [by_round[k] for k in sorted(by_round)]
         print(f"{name:48s} {' / '.join(f'{v:,.0f}' for v in values):32s} median {statistics.median(values):,.0f}")

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch.distributions import Independent, Normal, kl_divergence
 
 from jmvae import Modality, ModelConfig, build_model
-from jmvae.likelihoods import check_batch_value, distribution, encoder_input
+from jmvae.likelihoods import check_batch_value, distribution, encoder_input, labels_already_checked
 from jmvae.models.jmvae import product_of_gaussians
 from jmvae.objectives import kl_weight
 
@@ -31,6 +31,19 @@ def test_categorical_log_prob_is_the_log_softmax():
     logits, w = torch.randn(4, 5), torch.tensor([0, 4, 2, 1])
     torch.testing.assert_close(distribution(m, logits).log_prob(w), F.log_softmax(logits, -1)[torch.arange(4), w])
     assert encoder_input(m, w).tolist() == F.one_hot(w, 5).float().tolist()
+    assert encoder_input(m, w[None].expand(3, 4)).tolist() == F.one_hot(w[None].expand(3, 4), 5).float().tolist()
+
+
+def test_label_range_check_is_skipped_only_inside_labels_already_checked():
+    m = Modality("label", (5,), "categorical")
+    with pytest.raises(ValueError, match="labels must lie in"):
+        check_batch_value(m, torch.tensor([0, 5]))
+    with labels_already_checked():
+        check_batch_value(m, torch.tensor([0, 5]))  # the caller vouches for the range
+        with pytest.raises(ValueError, match="must be integers"):
+            check_batch_value(m, torch.tensor([0.0, 1.0]))  # dtypes and shapes are still checked
+    with pytest.raises(ValueError, match="labels must lie in"):
+        check_batch_value(m, torch.tensor([-1, 0]))
 
 
 def test_gaussian_fixed_and_learned_scale():

@@ -82,6 +82,60 @@ def test_nan_in_a_batch_stops_training_and_keeps_the_last_checkpoint(digits, tmp
     assert all(torch.equal(weights_before[k], weights_after[k]) for k in weights_before)
 
 
+HOST_READS = {"aten._local_scalar_dense.default", "aten.nonzero.default", "aten.masked_select.default"}
+
+
+def test_training_steps_do_not_wait_on_the_device(digits):
+    """Between the divergence checks every DIVERGENCE_CHECK_EVERY steps, a step never reads a
+    tensor back to the host (item/bool/float, nonzero, boolean masks): on a GPU each such read
+    stalls the queue of kernels. Counted at the dispatcher, so it holds on the CPU too."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    reads: list[int] = [0]
+    per_step: dict[int, int] = {}
+
+    class CountHostReads(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            reads[0] += str(func) in HOST_READS
+            return func(*args, **(kwargs or {}))
+
+    def on_step(step: int) -> None:
+        per_step[step] = reads[0]
+
+    steps_per_epoch = -(-digits.train["image"].shape[0] // 64)
+    with CountHostReads():
+        train(tiny_config(digits), tiny_train(max_steps=steps_per_epoch - 1), digits, progress=False, on_step=on_step)
+    quiet = [s for s in range(2, steps_per_epoch) if (s - 1) % training.DIVERGENCE_CHECK_EVERY]
+    assert len(quiet) > 10 and all(per_step[s] == per_step[s - 1] for s in quiet), per_step
+
+
+def test_a_skipped_bad_step_leaves_parameters_finite_until_the_check(digits, monkeypatch):
+    """With the check deferred, fused Adam skips the non-finite step (found_inf): the error at the
+    next check names that step, and the parameters it left behind are the previous step's."""
+    calls, snapshots = [], {}
+    real_binarize = training.binarize
+
+    def poisoned_binarize(images, generator):
+        calls.append(1)
+        out = real_binarize(images, generator)
+        return out.fill_(float("nan")) if len(calls) == 4 else out
+
+    monkeypatch.setattr(training, "binarize", poisoned_binarize)
+    built = []
+    real_build = training.build_model
+    monkeypatch.setattr(training, "build_model", lambda config: built.append(real_build(config)) or built[-1])
+
+    def on_step(step: int) -> None:
+        snapshots[step] = params(built[0])
+
+    with pytest.raises(DivergenceError, match="step 3 "):
+        train(tiny_config(digits), tiny_train(max_steps=6), digits, progress=False, on_step=on_step)
+    assert set(snapshots) == {1, 2, 3, 4, 5, 6}
+    assert all(torch.equal(snapshots[3][k], snapshots[4][k]) for k in snapshots[3])  # step 3 (the 4th) was skipped
+    assert all(torch.isfinite(v).all() for v in snapshots[6].values())
+    assert not all(torch.equal(snapshots[4][k], snapshots[5][k]) for k in snapshots[4])  # later steps went on
+
+
 def test_nan_in_the_data_is_refused_before_training(digits):
     bad = PairedData(digits.name, digits.modalities, digits.classes,
                      {**digits.train, "image": digits.train["image"].clone()}, digits.test)

@@ -9,6 +9,10 @@ so ``log_prob`` sums over a datum's elements and keeps the sample and batch axes
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -67,14 +71,40 @@ def mean(modality: Modality, dist: Distribution) -> Tensor:
 
 
 def encoder_input(modality: Modality, value: Tensor) -> Tensor:
-    """A datum as the flat float vector an encoder reads: one-hot for classes, flattened otherwise."""
+    """A datum as the flat float vector an encoder reads: one-hot for classes, flattened otherwise.
+
+    The one-hot vectors are scattered ones rather than ``F.one_hot``, which on the CPU reads the
+    labels' minimum and maximum back to the host first; label ranges are ``check_batch_value``'s job.
+    """
     if modality.likelihood == "categorical":
-        return F.one_hot(value.long(), modality.shape[0]).to(torch.get_default_dtype())
+        labels = value.long().unsqueeze(-1)
+        one_hot = torch.zeros(*value.shape, modality.shape[0], dtype=torch.get_default_dtype(), device=value.device)
+        return one_hot.scatter_(-1, labels, 1.0)
     return value.reshape(value.shape[0], -1).to(torch.get_default_dtype())
 
 
+_checked = threading.local()
+
+
+@contextmanager
+def labels_already_checked() -> Iterator[None]:
+    """While open (in this thread), ``check_batch_value`` skips the range test of class labels.
+
+    That test reads the labels' minimum and maximum back to the host: on a GPU, a wait for the
+    device at every batch. The training loop opens this after ``check_paired`` has checked every
+    label of the training set once; shapes and dtypes are still checked.
+    """
+    previous = getattr(_checked, "labels", False)
+    _checked.labels = True
+    try:
+        yield
+    finally:
+        _checked.labels = previous
+
+
 def check_batch_value(modality: Modality, value: Tensor) -> None:
-    """Raise ``ValueError`` naming the modality if ``value`` does not have this modality's shape."""
+    """Raise ``ValueError`` naming the modality if ``value`` does not have this modality's shape
+    (and, for class labels, an integer dtype and values in range)."""
     expected = () if modality.likelihood == "categorical" else modality.shape
     if value.dim() < 1 or tuple(value.shape[1:]) != expected:
         raise ValueError(
@@ -85,7 +115,7 @@ def check_batch_value(modality: Modality, value: Tensor) -> None:
     if modality.likelihood == "categorical":
         if value.is_floating_point():
             raise ValueError(f"modality {modality.name!r}: class labels must be integers, got {value.dtype}")
-        if value.numel() and (int(value.min()) < 0 or int(value.max()) >= modality.shape[0]):
+        if value.numel() and not getattr(_checked, "labels", False) and (int(value.min()) < 0 or int(value.max()) >= modality.shape[0]):
             raise ValueError(
                 f"modality {modality.name!r}: labels must lie in [0, {modality.shape[0] - 1}], "
                 f"got [{int(value.min())}, {int(value.max())}]"

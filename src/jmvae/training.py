@@ -32,6 +32,7 @@ from jmvae.config import ModelConfig, TrainConfig
 from jmvae.data import PairedData, binarize
 from jmvae.data.checks import check_paired
 from jmvae.errors import CheckpointError, JMVAEError
+from jmvae.likelihoods import labels_already_checked
 from jmvae.models import MultimodalModel, build_model
 from jmvae.objectives import kl_weight
 
@@ -40,6 +41,65 @@ logger = logging.getLogger(__name__)
 
 class DivergenceError(JMVAEError):
     """The loss or a gradient became NaN or infinite."""
+
+
+DIVERGENCE_CHECK_EVERY = 50
+"""Steps between reads of the divergence flag on the host (where the flag stays on the device)."""
+
+
+class DivergenceWatch:
+    """Notes the first step whose loss or gradient norm is not finite, without waiting on the device.
+
+    Reading ``isfinite(loss)`` on the host every step makes a GPU finish the step before the next
+    one can be queued. With fused Adam the test stays on the device instead: the flag goes to the
+    optimizer as ``found_inf`` (the fused kernel then leaves the parameters and Adam's moments
+    untouched for that step, as with AMP's gradient scaler), the first bad step's number, loss and
+    gradient norm are kept in device tensors, and the host reads them every
+    ``DIVERGENCE_CHECK_EVERY`` steps and before any metrics or checkpoint are written. Training
+    still stops with ``DivergenceError`` naming the first bad step, and nothing from after it is
+    saved. Without fused Adam (or across processes, whose flags are exchanged every step anyway)
+    ``deferred`` is False and each step is checked at once.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, device: torch.device, deferred: bool) -> None:
+        self.optimizer = optimizer
+        self.deferred = deferred and all(g.get("fused") for g in optimizer.param_groups)
+        self.first_step = torch.full((), -1, dtype=torch.long, device=device)
+        self.values = torch.zeros(2, device=device)  # loss and gradient norm at that step
+
+    def note(self, step: int, objective: torch.Tensor, grad_norm: torch.Tensor) -> bool:
+        """Deferred: record this step's finiteness on the device and return False. Otherwise:
+        return whether this step is bad (the caller then ``mark``s it, maybe after asking the
+        other ranks)."""
+        finite = torch.isfinite(objective.detach()) & torch.isfinite(grad_norm)
+        if not self.deferred:
+            return not bool(finite)
+        self.optimizer.found_inf = (~finite).float()  # type: ignore[attr-defined]
+        first = ~finite & (self.first_step < 0)
+        self.first_step = torch.where(first, step, self.first_step)
+        self.values = torch.where(first, self.observed(objective, grad_norm), self.values)
+        return False
+
+    def mark(self, step: int, objective: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        """Record ``step`` as the bad one (this process's loss and gradient norm)."""
+        self.first_step.fill_(step)
+        self.values.copy_(self.observed(objective, grad_norm))
+
+    @staticmethod
+    def observed(objective: torch.Tensor, grad_norm: torch.Tensor) -> torch.Tensor:
+        return torch.stack([objective.detach().float(), grad_norm.float()])
+
+    def error(self, steps_per_epoch: int) -> DivergenceError | None:
+        """The error to raise if a step has diverged (reads the device)."""
+        step = int(self.first_step)
+        if step < 0:
+            return None
+        loss, norm = self.values.tolist()
+        return DivergenceError(
+            f"training diverged at step {step} (epoch {step // steps_per_epoch}): loss {loss:.4g}, "
+            f"gradient norm {norm:.4g}; try a lower --lr, a KL --warmup or gradient "
+            "clipping. The last good checkpoint is kept."
+        )
 
 
 @dataclass
@@ -238,7 +298,15 @@ def train(
     # (docs/benchmarks.md, "Does bf16 training give the same model?").
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=train_config.precision == "bf16")
     interrupted = False
-    with _StopFlag() as stop:
+    watch = DivergenceWatch(optimizer, device, deferred=not world.enabled)
+
+    def stop_if_diverged() -> None:
+        error = watch.error(steps_per_epoch)
+        if error is not None:
+            bar.close()
+            raise error
+
+    with _StopFlag() as stop, labels_already_checked():  # check_paired checked every label above
         while step < total_steps:
             started = time.perf_counter()
             order = epoch_permutation(n, train_config.seed, epoch, device)
@@ -276,18 +344,14 @@ def train(
                 grad_norm = clip_gradients(optimizer, clipped, train_config.clip_grad_norm)
                 if adversarial:  # not clipped, but checked: its norm joins the divergence test
                     grad_norm = grad_norm + gradient_norm(list(model.discriminator.parameters()))
-                bad = not (torch.isfinite(objective) and torch.isfinite(grad_norm))
+                bad = watch.note(step, objective, grad_norm)
                 if world.enabled:
                     bad, stopping = distributed.any_rank([bad, stop.signal is not None], world, device)
                     if stopping and stop.signal is None:
                         stop.signal = signal.SIGTERM  # another rank was signalled
                 if bad:
-                    bar.close()
-                    raise DivergenceError(
-                        f"training diverged at step {step} (epoch {epoch}): loss {float(objective.detach()):.4g}, "
-                        f"gradient norm {float(grad_norm):.4g}; try a lower --lr, a KL --warmup or gradient "
-                        "clipping. The last good checkpoint is kept."
-                    )
+                    watch.mark(step, objective, grad_norm)
+                    stop_if_diverged()
                 optimizer.step()
                 step += 1
                 index += 1
@@ -297,11 +361,13 @@ def train(
                 bar.update(1)
                 if on_step is not None:
                     on_step(step)
-                if step % 50 == 0:
+                if step % DIVERGENCE_CHECK_EVERY == 0:
+                    stop_if_diverged()
                     bar.set_postfix(epoch=epoch, loss=f"{float(terms.total.detach()):.2f}")
                 if stop.signal is not None:
                     break
             elapsed += time.perf_counter() - started
+            stop_if_diverged()  # before this epoch's metrics and checkpoint are written
             finished_epoch = index >= steps_per_epoch
             if count:
                 if world.enabled:
