@@ -7,7 +7,7 @@
     .venv/bin/python benchmarks/ablations.py matmul      # one thread: a training and an evaluation product in float32, oneDNN bf16, bf16, bf16 with casts
     .venv/bin/python benchmarks/ablations.py profile     # where a float32 step's time goes (torch.profiler, 50 steps)
     .venv/bin/python benchmarks/ablations.py flops       # GFLOP of a training step, MFLOP of an importance sample
-    .venv/bin/python benchmarks/ablations.py compile     # eager loss vs torch.compile'd loss
+    .venv/bin/python benchmarks/ablations.py compile     # eager loss vs torch.compile'd loss, float32 and bf16
     .venv/bin/python benchmarks/ablations.py bf16        # training step: float32, bf16 autocast, oneDNN bf16 products; bound: float32 vs autocast
     .venv/bin/python benchmarks/ablations.py chunk       # estimator rows per chunk: 20,000 ... 1,000
     .venv/bin/python benchmarks/ablations.py bernoulli   # binary cross-entropy vs log sigmoid((2x-1) l)
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from jmvae import ModelConfig, build_model
 from jmvae.data import binarize, image_label_modalities
 from jmvae.estimators import iw_log_likelihoods
+from jmvae.likelihoods import labels_already_checked
 from jmvae.training import clip_gradients
 
 
@@ -243,8 +244,11 @@ def main() -> None:
         print({"samples/s": train_rate(clip_in_adam=True, profiled=True)})
     elif what == "flops":
         print(flop_counts())
-    elif what == "compile":
-        print({"eager": train_rate(), "torch.compile": train_rate(compiled=True)})
+    elif what == "compile":  # as --compile runs it: label ranges checked before the loop, one graph
+        with labels_already_checked():
+            print({"fp32 eager": train_rate(clip_in_adam=True), "fp32 torch.compile": train_rate(clip_in_adam=True, compiled=True),
+                   "bf16 eager": train_rate(clip_in_adam=True, bf16=True),
+                   "bf16 torch.compile": train_rate(clip_in_adam=True, bf16=True, compiled=True)})
     elif what == "bf16":
         print({"train fp32": train_rate(clip_in_adam=True), "train bf16 autocast": train_rate(clip_in_adam=True, bf16=True),
                "train bf16 matmuls (oneDNN)": train_rate(clip_in_adam=True, bf16_matmuls=True),

@@ -14,10 +14,14 @@ T=()
 [ -n "${THREADS:-}" ] && T=(--threads "$THREADS")
 PRECISIONS=(fp32)
 [ -n "${BF16:-}" ] && PRECISIONS+=(bf16)  # BF16=1: also `jmvae bench --precision bf16`
+COMPILES=("")
+[ -n "${COMPILE:-}" ] && COMPILES+=(--compile)  # COMPILE=1: each precision also with `--compile`
 for precision in "${PRECISIONS[@]}"; do
-  "$OURS" -m jmvae bench --json --steps "$STEPS" --warmup-steps "$WARMUP" --eval-points 200 --data-dir "$DATA" \
-    --precision "$precision" "${T[@]}" \
-    | "$OURS" -c 'import json,sys; r=json.loads(sys.stdin.read()); print(json.dumps({"name": "jmvae", **r}))'
+  for compile in "${COMPILES[@]}"; do
+    "$OURS" -m jmvae bench --json --steps "$STEPS" --warmup-steps "$WARMUP" --eval-points 200 --data-dir "$DATA" \
+      --precision "$precision" ${compile:+"$compile"} "${T[@]}" \
+      | "$OURS" -c 'import json,sys; r=json.loads(sys.stdin.read()); print(json.dumps({"name": "jmvae", **r}))'
+  done
 done
 "$OURS"  benchmarks/plain_loop.py --steps "$STEPS" --warmup "$WARMUP" "${T[@]}"
 "$PEERS" benchmarks/plain_loop.py --steps "$STEPS" --warmup "$WARMUP" "${T[@]}"

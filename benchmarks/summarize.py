@@ -25,9 +25,10 @@ def series(paths: list[str]) -> dict[str, dict[Round, float]]:
             r = json.loads(line)
             key = (i, r["round"])
             if r["name"] == "jmvae":  # jmvae bench: training and evaluation of one precision
-                precision = r["config"]["precision"]
-                rates[f"jmvae train {precision}"][key] = r["train_samples_per_s"]
-                rates[f"jmvae bench eval {precision}"][key] = r["eval_samples_per_s"]
+                variant = r["config"]["precision"] + (" compiled" if r["config"].get("compile") else "")
+                rates[f"jmvae train {variant}"][key] = r["train_samples_per_s"]
+                if not r["config"].get("compile"):  # --compile changes only training
+                    rates[f"jmvae bench eval {variant}"][key] = r["eval_samples_per_s"]
             else:
                 name = r["name"] + (f" {r['mode']}" if "mode" in r else "") + f" (torch {r['torch']})"
                 rates[name][key] = r["samples_per_s"]

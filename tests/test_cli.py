@@ -152,6 +152,15 @@ def test_bf16_training_is_recorded_and_resumed_in_bf16(tmp_path):
     assert jmvae("train", "--train-precision", "fp16", "--out", str(tmp_path / "x")).returncode == 2
 
 
+def test_compile_flag_is_recorded_and_can_be_added_on_resume(tmp_path):
+    out = tmp_path / "compiled"
+    done = jmvae("train", "--max-steps", "2", "--hidden-dim", "32", "--out", str(out), "--no-progress")
+    assert done.returncode == 0 and not json.loads((out / "config.json").read_text())["train"]["compile"]
+    done = jmvae("train", "--resume", "--max-steps", "4", "--compile", "--out", str(out), "--no-progress")
+    assert done.returncode == 0 and "step 4" in done.stderr, done.stderr
+    assert json.loads((out / "config.json").read_text())["train"]["compile"] is True
+
+
 def test_bf16_evaluation_stays_close_to_float32(run_dir):
     args = ["evaluate", str(run_dir), "--k", "50", "--n-prior", "50", "--limit", "50", "--json", "--no-progress"]
     fp32, bf16 = (json.loads(jmvae(*args, "--precision", p).stdout)["log_likelihood"] for p in ("fp32", "bf16"))

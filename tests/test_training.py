@@ -7,11 +7,12 @@ import json
 import pytest
 import torch
 
-from jmvae import CheckpointError, DataError, load_model, train
+from jmvae import CheckpointError, DataError, JMVAEError, load_model, train
 from jmvae import training
 from jmvae.checkpoint import latest_checkpoint, load_checkpoint
 from jmvae.data import PairedData
 from jmvae.generation import predict
+from jmvae.likelihoods import labels_already_checked
 from jmvae.training import DivergenceError
 
 from conftest import tiny_config, tiny_train
@@ -134,6 +135,48 @@ def test_a_skipped_bad_step_leaves_parameters_finite_until_the_check(digits, mon
     assert all(torch.equal(snapshots[3][k], snapshots[4][k]) for k in snapshots[3])  # step 3 (the 4th) was skipped
     assert all(torch.isfinite(v).all() for v in snapshots[6].values())
     assert not all(torch.equal(snapshots[4][k], snapshots[5][k]) for k in snapshots[4])  # later steps went on
+
+
+@pytest.mark.parametrize("kind", ["vae", "cvae", "cmma", "jmvae-zero", "jmvae-kl"])
+def test_every_loss_traces_as_one_graph(digits, kind):
+    """What --compile relies on: no graph break in any model's loss inside the training loop."""
+    import torch._dynamo
+
+    model = training.build_model(tiny_config(digits, kind))
+    batch = {k: v[:8] for k, v in digits.train.items()}
+    with labels_already_checked():
+        explained = torch._dynamo.explain(model.loss)(batch, 0.5, 1.0, torch.randn(8, 4))
+    assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
+
+
+def test_compiled_training_follows_eager_training_through_a_kl_warmup(digits):
+    """--compile: the same parameters as eager up to float rounding; a KL weight that changes every
+    step (warm-up) does not recompile (one static graph, then one with the weight symbolic)."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    config, settings = tiny_config(digits), dict(max_steps=4, warmup_epochs=1.0)
+    eager = params(train(config, tiny_train(**settings), digits, progress=False).model)
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = params(train(config, tiny_train(**settings, compile=True), digits, progress=False).model)
+    assert counters["stats"]["unique_graphs"] <= 2
+    for key in eager:
+        torch.testing.assert_close(compiled[key], eager[key], rtol=1e-4, atol=1e-5)
+
+
+def test_a_failed_compilation_is_one_line_and_saves_nothing(digits, tmp_path, monkeypatch):
+    import torch._dynamo.exc
+
+    def broken(fn):
+        def call(*args):
+            raise torch._dynamo.exc.InternalTorchDynamoError("No working C++ compiler found\nlong details")
+        return call
+
+    monkeypatch.setattr(training.torch, "compile", broken)
+    with pytest.raises(JMVAEError, match=r"^--compile: torch.compile failed \(No working C\+\+ compiler found\); train without --compile$"):
+        train(tiny_config(digits), tiny_train(max_steps=2, compile=True), digits, tmp_path / "run", progress=False)
+    assert latest_checkpoint(tmp_path / "run") is None
 
 
 def test_nan_in_the_data_is_refused_before_training(digits):

@@ -3,7 +3,8 @@
 - Training: ``jmvae.training.train`` itself (the loop every run uses: on-device batching and
   binarisation, the model's loss, backward, clipping at 5, Adam) on MNIST-shaped data (60,000
   examples of 28x28 intensities and 10 classes; real MNIST with ``data_dir``), batch 100.
-  Steps are timed after ``warmup`` steps, through ``train``'s ``on_step`` callback.
+  Steps are timed after ``warmup`` steps, through ``train``'s ``on_step`` callback (with
+  ``compile``, the compilation falls in the warm-up).
 - Evaluation: the importance-weighted estimator (``jmvae.estimators.iw_log_likelihoods``) with
   the joint proposal q(z | x, w), k samples per test point (1000 by default), the bounds of
   log p(x) and log p(x, w) from one decoder pass, as ``evaluate`` computes them. Throughput is
@@ -44,6 +45,7 @@ class BenchConfig:
     threads: int | None = None
     data_dir: str | None = None
     precision: str = "fp32"
+    compile: bool = False
 
 
 def bench_data(config: BenchConfig):
@@ -95,7 +97,7 @@ def train_phase(config: BenchConfig) -> dict[str, Any]:
             marks[step] = time.perf_counter()
 
     train_config = TrainConfig(epochs=10_000, max_steps=last, batch_size=config.batch_size, device=config.device,
-                               precision=config.precision)
+                               precision=config.precision, compile=config.compile)
     train(model_config(config, data), train_config, data, progress=False, on_step=on_step)
     seconds = marks[last] - marks[first]
     return {"train_samples_per_s": config.train_steps * config.batch_size / seconds,

@@ -73,6 +73,8 @@ def add_training(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden-dim", type=positive_int, help="hidden units (default 512; 1024 on CelebA, attributes 512)")
     p.add_argument("--train-precision", choices=PRECISIONS, default="fp32",
                    help="bf16: training's matrix products in bfloat16, the rest float32 (faster on CPUs with AMX or avx512_bf16 and on GPUs; default fp32)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the loss (fused kernels; compiling takes tens of seconds at the start; see docs/benchmarks.md)")
 
 
 def add_evaluation(p: argparse.ArgumentParser) -> None:
@@ -152,6 +154,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--chunk", type=positive_int, help="importance samples per pass (default: about 2,500 latent rows on a CPU, 200,000 on a GPU)")
     b.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     b.add_argument("--precision", choices=PRECISIONS, default="fp32", help="precision of both timings' matrix products (default fp32)")
+    b.add_argument("--compile", action="store_true", help="time training with --compile (compilation falls in the warm-up steps)")
     b.add_argument("--data-dir", help="time on real MNIST from this folder (default: MNIST-shaped random data)")
     b.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -198,6 +201,7 @@ def train_config(args: argparse.Namespace, epochs_default: int, dataset: str = "
         threads=args.threads,
         gan_real_label=getattr(args, "gan_real_label", None) or 1.0,
         precision=args.train_precision,
+        compile=args.compile,
     )
 
 
@@ -244,12 +248,14 @@ def new_run(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, Any]:
 def resumed_run(args: argparse.Namespace, out: Path) -> tuple[ModelConfig, TrainConfig, Any]:
     """``--resume``: the run's own model, training settings and data (its config.json), so
     ``jmvae train --resume --out RUN`` needs no other flag. ``--epochs`` and ``--max-steps``
-    (to train further), ``--device`` and ``--threads`` may be given; they replace the saved ones."""
+    (to train further), ``--device``, ``--threads`` and ``--compile`` may be given; they replace the saved ones."""
     from jmvae.checkpoint import load_run_config
 
     run = load_run_config(out)
     changes = {key: value for key, value in (("epochs", args.epochs), ("max_steps", args.max_steps),
                                              ("threads", args.threads)) if value is not None}
+    if args.compile:
+        changes["compile"] = True
     config = dataclasses.replace(run.train, device=args.device, **changes)
     name = run.data["name"]
     options = dict(run.data.get("options", {}))
@@ -445,7 +451,7 @@ def command_bench(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     config = BenchConfig(device=args.device, model=args.model, train_steps=args.steps, warmup_steps=args.warmup_steps,
                          eval_points=args.eval_points, k=args.k, chunk=args.chunk, threads=args.threads, precision=args.precision,
-                         data_dir=args.data_dir)
+                         data_dir=args.data_dir, compile=args.compile)
     result = bench(config)
     if args.json:
         print(json.dumps(result))

@@ -206,6 +206,10 @@ class TrainConfig:
     inputs and float32 accumulation); weights, gradients, likelihoods, KL terms and Adam stay
     float32. Faster on CPUs with AMX or avx512_bf16 and on GPUs; on MNIST its 100-epoch model
     matched float32's (docs/benchmarks.md); the paper's table is trained in float32.
+    ``compile``: the model's loss goes through ``torch.compile`` (inductor, its default mode:
+    forward and backward each one fused graph; on a GPU no CUDA graphs). The first steps pay the
+    compilation (tens of seconds on a CPU; cached for later runs); results equal eager's up to
+    float rounding. What it buys on the CPUs measured is in docs/benchmarks.md.
     """
 
     epochs: int = 100
@@ -222,6 +226,7 @@ class TrainConfig:
     threads: int | None = None
     gan_real_label: float = 1.0
     precision: str = "fp32"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
