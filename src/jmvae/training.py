@@ -313,9 +313,9 @@ def train(
     latent_dim = model_config.latent_dim
     # bf16: autocast on every device. oneDNN's float32 products with bfloat16 internals
     # (set_float32_matmul_precision("medium")) were faster on a Xeon with AMX (1.18-1.23x a float32
-    # step against autocast's 1.11-1.15x) but slower on an AMD EPYC (1.08x against 1.52x), and after
-    # 100 MNIST epochs their model was 0.73-0.97 nats below float32 on log p(x) where autocast matched it
-    # (docs/benchmarks.md, "Does bf16 training give the same model?").
+    # step against autocast's 1.11-1.15x) but slower on an AMD EPYC (1.08x against 1.52x); autocast is
+    # also what GPUs use. (Single 100-epoch runs of either land about 1 nat apart, as float32 runs do:
+    # docs/benchmarks.md, "Does bf16 training give the same model?".)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=train_config.precision == "bf16")
     loss_fn = compiled_loss(model) if train_config.compile else model.loss
     interrupted = False
