@@ -41,7 +41,7 @@ def bf16_cpu_matmuls(enabled: bool) -> Iterator[None]:
     """While open (``enabled``), float32 matrix products on the CPU take bfloat16 inputs and
     accumulate in float32 inside oneDNN (``torch.set_float32_matmul_precision("medium")``),
     forward and backward; tensors stay float32. (``--train-precision bf16`` used this path on
-    CPUs until a 100-epoch run showed it cost 0.73-0.97 nats of log p(x); it now uses autocast everywhere.)"""
+    CPUs with AMX until 2026-11-30; it now uses autocast everywhere, see training.py.)"""
     if not enabled:
         yield
         return

@@ -71,11 +71,11 @@ class DivergenceWatch:
         """Deferred: record this step's finiteness on the device and return False. Otherwise:
         return whether this step is bad (the caller then ``mark``s it, maybe after asking the
         other ranks)."""
-        finite = torch.isfinite(objective.detach()) & torch.isfinite(grad_norm)
+        bad = ~(torch.isfinite(objective.detach()) & torch.isfinite(grad_norm))
         if not self.deferred:
-            return not bool(finite)
-        self.optimizer.found_inf = (~finite).float()  # type: ignore[attr-defined]
-        first = ~finite & (self.first_step < 0)
+            return bool(bad)
+        self.optimizer.found_inf = bad.float()  # type: ignore[attr-defined]
+        first = bad & (self.first_step < 0)
         self.first_step = torch.where(first, step, self.first_step)
         self.values = torch.where(first, self.observed(objective, grad_norm), self.values)
         return False
