@@ -38,6 +38,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed_list(text: str) -> tuple[int, ...]:
+    """A comma-separated list of distinct integer seeds."""
+    try:
+        seeds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r} repeats a seed")
+    return seeds
+
+
 def non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -178,6 +189,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="folder for table1.md and table1.json")
     r.add_argument("--runs", help="folder for the models' run folders (default: OUT/runs)")
     r.add_argument("--models", help="comma-separated subset of rows, e.g. 'vae,jmvae-kl(alpha=0.01)'")
+    r.add_argument("--seeds", type=seed_list, help="train every row once per seed, e.g. 0,1,2: cells are the mean "
+                   "and standard deviation over seeds (instead of --seed)")
     add_training(r)
     add_evaluation(r)
     add_common(r)
@@ -426,11 +439,15 @@ def command_reproduce(args: argparse.Namespace) -> int:
         if unknown:
             raise JMVAEError(f"--models: unknown {unknown}; rows are {', '.join(rows)}")
         rows = chosen
+    if args.seeds and any(a == "--seed" or a.startswith("--seed=") for a in args.argv):
+        raise JMVAEError("give --seed or --seeds, not both")
+    training = train_config(args, DEFAULT_EPOCHS[args.dataset])
     data = load_dataset(args.dataset, args.data_dir)
     config = ReproduceConfig(
         out=out,
         runs=Path(args.runs) if args.runs else out / "runs",
-        train=train_config(args, DEFAULT_EPOCHS[args.dataset]),
+        train=dataclasses.replace(training, seed=args.seeds[0]) if args.seeds else training,
+        seeds=args.seeds or (),
         evaluation=eval_config(args),
         latent_dim=args.latent_dim or 64,
         hidden_dim=args.hidden_dim or 512,

@@ -3,6 +3,14 @@
 Resumable at every level: each model trains in its own run folder (resumed from its latest
 checkpoint), and a model whose evaluation is stored with the same protocol is not evaluated
 again. The table and the claims are rewritten from whatever has been measured so far.
+
+Several training seeds per row (``seeds``): each seed trains in its own run folder
+(``RUNS/<row>-seed<s>``) and is evaluated on the same test set with the same evaluation seed;
+the row then holds the mean of every cell over the seeds, their sample standard deviation
+(``seed_std``, n - 1 in the denominator) and each seed's own row (``per_seed``). The claims are
+checked on the means. Runs of one 100-epoch MNIST model differ by about a nat from seed to
+seed (docs/benchmarks.md), more than the test-set standard error of a cell (about 0.25), so a
+single run cannot separate rows closer than that.
 """
 
 from __future__ import annotations
@@ -11,8 +19,9 @@ import fcntl
 import json
 import os
 import platform
+import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +31,7 @@ from jmvae import checkpoint as ckpt
 from jmvae.coherence import Judge, fit_judge, label_coherence
 from jmvae.config import EvalConfig, ModelConfig, TrainConfig
 from jmvae.data import PairedData
+from jmvae.errors import CheckpointError
 from jmvae.evaluation import evaluate
 from jmvae.plots import image_and_label, model_figures
 from jmvae.training import load_model, train
@@ -62,6 +72,16 @@ class ReproduceConfig:
     hidden_dim: int = 512
     rows: tuple[str, ...] = tuple(row_name(k, a) for k, a in ROWS)
     figures: bool = True
+    seeds: tuple[int, ...] = ()  # training seeds per row; () means train.seed alone
+
+    @property
+    def training_seeds(self) -> tuple[int, ...]:
+        return self.seeds or (self.train.seed,)
+
+    def run_dir(self, name: str, seed: int) -> Path:
+        """RUNS/<row> for a single seed (the layout before several seeds existed), RUNS/<row>-seed<s> otherwise."""
+        folder = run_folder_name(name)
+        return self.runs / (folder if len(self.training_seeds) == 1 else f"{folder}-seed{seed}")
 
 
 def hardware() -> str:
@@ -86,65 +106,156 @@ def reproduce(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Train and evaluate every row of Table 1 not yet done; write table1.{json,md}; return the JSON.
+    """Train and evaluate every (row, seed) of Table 1 not yet done; write table1.{json,md}; return the JSON.
 
-    A row already in ``OUT/table1.json`` with the same protocol (steps trained, k, N_w, test
-    limit, evaluation seed) is kept as it is, so the small table file alone carries finished
-    rows across machines; run folders (checkpoints) only matter for rows still in progress.
-    Several processes may work on disjoint ``rows`` of the same OUT: the table is merged
-    under a file lock at every write.
+    A (row, seed) already in ``OUT/table1.json``, or in its run folder's ``evaluation.json``,
+    with the same protocol (steps trained, seed, k, N_w, test limit, evaluation seed,
+    precisions) is kept as it is, so the small table file alone carries finished rows across
+    machines; run folders (checkpoints) only matter for runs still in progress. Several
+    processes may work on disjoint ``rows`` of the same OUT: the table is merged under a file
+    lock at every write.
     """
     config.out.mkdir(parents=True, exist_ok=True)
     n_train = len(next(iter(data.train.values())))
     steps_needed = config.train.epochs * -(-n_train // config.train.batch_size)
     if config.train.max_steps:
         steps_needed = min(steps_needed, config.train.max_steps)
-    protocol = {"data": data.name, "steps": steps_needed, "seed": config.train.seed, "k": config.evaluation.k,
+
+    def protocol(seed: int) -> dict[str, Any]:
+        return {"data": data.name, "steps": steps_needed, "seed": seed, "k": config.evaluation.k,
                 "n_prior": config.evaluation.n_prior, "limit": config.evaluation.limit,
                 "eval_seed": config.evaluation.seed, "precision": config.evaluation.precision,
                 "train_precision": config.train.precision}
+
     alphas = {row_name(k, a): (k, a) for k, a in ROWS}
     judges: list[Judge] = []  # fitted once, on first need
+    image_name, label_name = data.modalities[0].name, data.modalities[1].name
 
     def row_coherence(model: Any) -> dict[str, Any] | None:
         if not judges:
-            log(f"fitting the coherence judge on the {len(next(iter(data.train.values())))} training images")
+            log(f"fitting the coherence judge on the {n_train} training images")
             judges.append(fit_judge(data.train[image_name], data.train[label_name], data.test[image_name],
                                     data.test[label_name], seed=config.train.seed))
         return coherence_cell(model, judges[0], config.evaluation.seed)
 
-    image_name, label_name = data.modalities[0].name, data.modalities[1].name
+    seeds = config.training_seeds
     for name in config.rows:
         kind, alpha = alphas[name]
-        run_dir = config.runs / run_folder_name(name)
-        previous = read_table(config.out).get(name)
-        if previous is not None and {**PROTOCOL_DEFAULTS, **previous.get("protocol", {})} == protocol:
-            log(f"[{name}] already in {config.out / 'table1.json'} with this protocol")
-            if "coherence" not in previous and run_dir.exists() and ckpt.latest_checkpoint(run_dir):
-                log(f"[{name}] adding the coherence of generation from labels")
-                model, _, _ = load_model(run_dir, config.train.device)
-                write_outputs(config.out, {name: {**previous, "coherence": row_coherence(model)}}, command)
-            continue
         model_config = ModelConfig(kind, data.modalities, config.latent_dim, config.hidden_dim, alpha=alpha)
-        done = ckpt.latest_checkpoint(run_dir) if run_dir.exists() else None
-        done_step = ckpt.read_json(done / "state.json")["step"] if done else 0
-        if done_step < steps_needed:
-            log(f"[{name}] training to step {steps_needed} (at {done_step}) in {run_dir}")
-            result = train(model_config, config.train, data, run_dir, resume=True, progress=progress,
-                           data_info={"name": data.name})
-            if result.interrupted:
-                raise KeyboardInterrupt
-        model, run, state = load_model(run_dir, config.train.device)
-        log(f"[{name}] evaluating with k={config.evaluation.k}, N_w={config.evaluation.n_prior}")
-        result = evaluate(model, data.test, config.evaluation, progress)
-        row = {**result, "coherence": row_coherence(model), "epochs": state["epoch"], "steps": state["step"],
-               "seed": run.train.seed, "train_seconds": round(state.get("seconds", 0.0), 1), "protocol": protocol}
-        ckpt.write_json(run_dir / "evaluation.json", row)
-        if config.figures:
-            log(f"[{name}] figures in {config.out / 'figures' / run_folder_name(name)}")
-            model_figures(model, run_dir, data, config.out / "figures" / run_folder_name(name), seed=config.evaluation.seed)
-        write_outputs(config.out, {name: row}, command)
+        stored = seed_rows(read_table(config.out).get(name))
+        done: dict[int, dict[str, Any]] = {}
+        for seed in seeds:
+            run_dir = config.run_dir(name, seed)
+            tag = name if len(seeds) == 1 else f"{name} seed {seed}"
+            sources = ((config.out / "table1.json", stored.get(seed)), (run_dir / "evaluation.json", read_evaluation(run_dir)))
+            where, row = next(((path, r) for path, r in sources if r and same_protocol(r, protocol(seed))), (None, None))
+            if row is not None:
+                log(f"[{tag}] already in {where} with this protocol")
+                if "coherence" not in row and run_dir.exists() and ckpt.latest_checkpoint(run_dir):
+                    log(f"[{tag}] adding the coherence of generation from labels")
+                    model, _, _ = load_model(run_dir, config.train.device)
+                    row = {**row, "coherence": row_coherence(model)}
+                done[seed] = row
+                write_outputs(config.out, {name: combine_seeds(done, seeds)}, command)
+                continue
+            train_config = replace(config.train, seed=seed)
+            check_run_matches(run_dir, train_config)
+            latest = ckpt.latest_checkpoint(run_dir) if run_dir.exists() else None
+            done_step = ckpt.read_json(latest / "state.json")["step"] if latest else 0
+            if done_step < steps_needed:
+                log(f"[{tag}] training to step {steps_needed} (at {done_step}) in {run_dir}")
+                result = train(model_config, train_config, data, run_dir, resume=True, progress=progress,
+                               data_info={"name": data.name})
+                if result.interrupted:
+                    raise KeyboardInterrupt
+            model, run, state = load_model(run_dir, config.train.device)
+            log(f"[{tag}] evaluating with k={config.evaluation.k}, N_w={config.evaluation.n_prior}")
+            result = evaluate(model, data.test, config.evaluation, progress)
+            row = {**result, "coherence": row_coherence(model), "epochs": state["epoch"], "steps": state["step"],
+                   "seed": run.train.seed, "train_seconds": round(state.get("seconds", 0.0), 1), "protocol": protocol(seed)}
+            ckpt.write_json(run_dir / "evaluation.json", row)
+            if config.figures and seed == seeds[0]:
+                log(f"[{tag}] figures in {config.out / 'figures' / run_folder_name(name)}")
+                model_figures(model, run_dir, data, config.out / "figures" / run_folder_name(name), seed=config.evaluation.seed)
+            done[seed] = row
+            write_outputs(config.out, {name: combine_seeds(done, seeds)}, command)
     return write_outputs(config.out, {}, command)
+
+
+def same_protocol(row: dict[str, Any], protocol: dict[str, Any]) -> bool:
+    return {**PROTOCOL_DEFAULTS, **row.get("protocol", {})} == protocol
+
+
+def read_evaluation(run_dir: Path) -> dict[str, Any] | None:
+    """The row ``reproduce`` stored in a run folder after evaluating it (None if there is none)."""
+    path = run_dir / "evaluation.json"
+    return ckpt.read_json(path) if path.is_file() else None
+
+
+def check_run_matches(run_dir: Path, train_config: TrainConfig) -> None:
+    """Refuse to resume a run folder trained with another seed or training precision: its model
+    would be reported under this protocol."""
+    if not (run_dir / "config.json").is_file() or not ckpt.latest_checkpoint(run_dir):
+        return
+    saved = ckpt.load_run_config(run_dir).train
+    for what, have, want in (("seed", saved.seed, train_config.seed), ("training precision", saved.precision, train_config.precision)):
+        if have != want:
+            raise CheckpointError(f"{run_dir} holds a run trained with {what} {have}, not {want}; "
+                                  "use another --runs (or --out) folder, or remove that run folder")
+
+
+def seed_rows(entry: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
+    """The per-seed rows a table entry holds: its ``per_seed`` rows, or the entry itself for one seed."""
+    if not entry:
+        return {}
+    if "per_seed" in entry:
+        return {int(seed): row for seed, row in entry["per_seed"].items()}
+    seed = entry.get("protocol", {}).get("seed", entry.get("seed"))
+    return {} if seed is None else {int(seed): entry}
+
+
+def combine_seeds(done: dict[int, dict[str, Any]], seeds: tuple[int, ...]) -> dict[str, Any]:
+    """The table row of a model: the run itself for a single seed; for several seeds the mean of
+    every cell over the seeds done so far, the sample standard deviation (``seed_std``, None
+    below two seeds) and each seed's row (``per_seed``)."""
+    if len(seeds) == 1:
+        return done[seeds[0]]
+    order = [s for s in seeds if s in done]
+    rows = [done[s] for s in order]
+    first = rows[0]
+    coherence = None
+    values = [judged_coherence(r) for r in rows]
+    if first.get("coherence") and None not in values:
+        key = next(k for k in first["coherence"] if "|" in k)
+        coherence = {**first["coherence"], key: statistics.fmean(values), "n_seeds": len(rows),
+                     "judge_test_accuracy": statistics.fmean(r["coherence"]["judge_test_accuracy"] for r in rows)}
+    protocol = {k: v for k, v in first["protocol"].items() if k != "seed"}
+    return {
+        "model": first["model"], "k": first["k"], "n_prior": first["n_prior"], "n_test": first["n_test"],
+        "log_likelihood": tree_statistic([r["log_likelihood"] for r in rows], statistics.fmean),
+        "accuracy": tree_statistic([r["accuracy"] for r in rows], statistics.fmean),
+        "coherence": coherence,
+        "seed_std": {"log_likelihood": tree_statistic([r["log_likelihood"] for r in rows], seed_std),
+                     "accuracy": tree_statistic([r["accuracy"] for r in rows], seed_std),
+                     "coherence": seed_std(values) if coherence else None},
+        "seeds": order, "epochs": first["epochs"], "steps": first["steps"],
+        "train_seconds": round(statistics.fmean(r["train_seconds"] for r in rows), 1),
+        "eval_seconds": round(statistics.fmean(r["eval_seconds"] for r in rows), 2),
+        "protocol": {**protocol, "seeds": order},
+        "per_seed": {str(s): done[s] for s in order},
+    }
+
+
+def seed_std(values: list[float]) -> float | None:
+    return statistics.stdev(values) if len(values) > 1 else None
+
+
+def tree_statistic(trees: list[Any], statistic: Callable[[list[float]], float | None]) -> Any:
+    """``statistic`` of each leaf across nested dicts of the same shape; a None leaf stays None."""
+    first = trees[0]
+    if isinstance(first, dict):
+        return {key: tree_statistic([tree[key] for tree in trees], statistic) for key in first}
+    return None if first is None else statistic(trees)
 
 
 def coherence_cell(model: Any, judge: Judge, seed: int) -> dict[str, Any] | None:
@@ -194,14 +305,18 @@ def _cell(models: dict[str, Any], name: str, *path: str) -> float | None:
 
 def coherence_value(models: dict[str, Any], name: str) -> float | None:
     """The judged coherence of images generated from labels for row ``name`` (None if unmeasured)."""
-    entry = (models.get(name) or {}).get("coherence") or {}
-    return next((v for k, v in entry.items() if "|" in k), None)
+    return judged_coherence(models.get(name) or {})
+
+
+def judged_coherence(row: dict[str, Any]) -> float | None:
+    """A row's judged coherence of images generated from labels (None if unmeasured or undefined)."""
+    return next((v for k, v in (row.get("coherence") or {}).items() if "|" in k), None)
 
 
 def coherence_stderr(entry: dict[str, Any]) -> float:
-    """Binomial standard error of a coherence entry: sqrt(p (1 - p) / n), n images judged."""
+    """Binomial standard error of a coherence entry: sqrt(p (1 - p) / n), n images judged (over all seeds)."""
     value = next(v for k, v in entry.items() if "|" in k)
-    n = entry["per_class"] * round(1 / entry["chance"])
+    n = entry["per_class"] * round(1 / entry["chance"]) * entry.get("n_seeds", 1)
     return (value * (1 - value) / n) ** 0.5
 
 
@@ -305,8 +420,13 @@ def render_markdown(table: dict[str, Any]) -> str:
     models = table["models"]
     kx, kxw = _keys(models)
 
-    def fmt(value: float | None, digits: int = 2) -> str:
-        return "—" if value is None else f"{value:.{digits}f}"
+    def fmt(value: float | None, digits: int = 2, spread: float | None = None) -> str:
+        if value is None:
+            return "—"
+        return f"{value:.{digits}f}" + ("" if spread is None else f" ± {spread:.{digits}f}")
+
+    def seeds_of(r: dict[str, Any]) -> str:
+        return ", ".join(str(s) for s in r["seeds"]) if "seeds" in r else str(r.get("seed", "—"))
 
     datasets = {r.get("protocol", {}).get("data") for r in models.values()} - {None}
     lines = [
@@ -316,18 +436,25 @@ def render_markdown(table: dict[str, Any]) -> str:
         f"Hardware: {table['hardware']}",
         "",
         "| model | log p(x) multiple | log p(x) single | log p(x\\|w) multiple | log p(x\\|w) single | "
-        "log p(x,w) | accuracy w\\|x | coherence x\\|w | epochs | train s | eval s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "log p(x,w) | accuracy w\\|x | coherence x\\|w | seeds | epochs | train s | eval s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in models.items():
         ll = r["log_likelihood"]
+        std = r.get("seed_std") or {"log_likelihood": None, "accuracy": None, "coherence": None}
+        sll = std["log_likelihood"] or {kx: {"multiple": None, "single": None}, kxw: {"multiple": None, "single": None},
+                                        "joint": None}
         acc = next(iter(r["accuracy"].values()), None) if r.get("accuracy") else None
+        sacc = next(iter(std["accuracy"].values()), None) if std["accuracy"] else None
+        cells = [fmt(ll[cell][bound], spread=sll[cell][bound]) for cell in (kx, kxw) for bound in ("multiple", "single")]
         lines.append(
-            f"| {name} | {fmt(ll[kx]['multiple'])} | {fmt(ll[kx]['single'])} | {fmt(ll[kxw]['multiple'])} | "
-            f"{fmt(ll[kxw]['single'])} | {fmt(ll['joint'])} | {fmt(acc, 4)} | {fmt(coherence_value(models, name), 3)} | "
-            f"{r['epochs']} | "
+            f"| {name} | {' | '.join(cells)} | {fmt(ll['joint'], spread=sll['joint'])} | {fmt(acc, 4, sacc)} | "
+            f"{fmt(coherence_value(models, name), 3, std['coherence'])} | {seeds_of(r)} | {r['epochs']} | "
             f"{r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |"
         )
+    if any("seed_std" in r for r in models.values()):
+        lines += ["", "Rows over several training seeds show the mean ± the sample standard deviation over the seeds "
+                  "(train s, eval s: the mean per seed); the claims below are checked on the means."]
     if models:
         first = next(iter(models.values()))
         lines += ["", f"k = {first['k']} importance samples, N_w = {first['n_prior']} prior samples, "

@@ -1,0 +1,92 @@
+"""``jmvae reproduce`` over several training seeds: per-seed runs, means and spreads, reuse."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jmvae.reproduce import combine_seeds, render_markdown, seed_rows
+
+ROW = "jmvae-kl(alpha=0.1)"
+TINY = ("--models", ROW, "--epochs", "1", "--latent-dim", "4", "--hidden-dim", "16", "--k", "5", "--n-prior", "10",
+        "--limit", "20", "--no-progress")
+
+
+def reproduce(out: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jmvae", "reproduce", "digits", "--out", str(out), *TINY, *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def cells(row: dict) -> list[float | None]:
+    ll = row["log_likelihood"]
+    return [ll["image"]["multiple"], ll["image"]["single"], ll["image|label"]["multiple"], ll["image|label"]["single"],
+            ll["joint"]]
+
+
+def test_several_seeds_give_means_and_spreads_and_reuse_a_single_seed_run(tmp_path):
+    out = tmp_path / "table"
+    single = reproduce(out, "--seed", "0")
+    assert single.returncode == 0, single.stderr
+    seed0 = json.loads((out / "table1.json").read_text())["models"][ROW]
+    assert seed0["seed"] == 0 and "per_seed" not in seed0
+
+    both = reproduce(out, "--seeds", "0,1")
+    assert both.returncode == 0, both.stderr
+    assert both.stderr.count("already in") == 1 and both.stderr.count("training to step") == 1  # seed 0 reused
+    assert (out / "runs" / "jmvae-kl-alpha0.1-seed1" / "evaluation.json").is_file()
+    row = json.loads((out / "table1.json").read_text())["models"][ROW]
+    assert row["seeds"] == [0, 1] and row["protocol"]["seeds"] == [0, 1] and "seed" not in row["protocol"]
+    runs = [row["per_seed"]["0"], row["per_seed"]["1"]]
+    assert runs[0] == seed0 and runs[1]["seed"] == 1
+    assert cells(runs[0]) != cells(runs[1])  # another seed trains another model
+    for mean, std, *values in zip(cells(row), cells({"log_likelihood": row["seed_std"]["log_likelihood"]}),
+                                  *map(cells, runs)):
+        assert mean == pytest.approx(statistics.fmean(values)) and std == pytest.approx(statistics.stdev(values))
+    coherence = [r["coherence"]["image|label"] for r in runs]
+    assert row["coherence"]["image|label"] == pytest.approx(statistics.fmean(coherence))
+    assert row["coherence"]["n_seeds"] == 2
+    table = (out / "table1.md").read_text()
+    assert f"{row['log_likelihood']['joint']:.2f} ± {row['seed_std']['log_likelihood']['joint']:.2f}" in table
+    assert "| 0, 1 |" in table and "mean ± the sample standard deviation" in table
+
+    again = reproduce(out, "--seeds", "0,1")
+    assert again.returncode == 0 and again.stderr.count("already in") == 2 and "training" not in again.stderr
+
+
+def test_a_run_folder_of_another_seed_is_refused_and_the_table_kept(tmp_path):
+    out = tmp_path / "table"
+    assert reproduce(out, "--seed", "0").returncode == 0
+    before = (out / "table1.json").read_bytes()
+    other = reproduce(out, "--seed", "1")
+    assert other.returncode == 2
+    assert other.stderr.strip().splitlines()[-1].endswith(
+        "holds a run trained with seed 0, not 1; use another --runs (or --out) folder, or remove that run folder")
+    assert (out / "table1.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("flags, message", [(("--seeds", "0,0"), "repeats a seed"),
+                                            (("--seeds", "0,x"), "not a comma-separated list of integers"),
+                                            (("--seed", "3", "--seeds", "0,1"), "give --seed or --seeds, not both")])
+def test_bad_seed_flags_exit_2(tmp_path, flags, message):
+    done = reproduce(tmp_path / "t", *flags)
+    assert done.returncode == 2 and message in done.stderr and not (tmp_path / "t" / "table1.json").exists()
+
+
+def test_one_seed_of_several_has_no_spread_yet():
+    row = {"model": ROW, "k": 5, "n_prior": 10, "n_test": 20, "epochs": 1, "steps": 15, "seed": 3,
+           "log_likelihood": {"image": {"multiple": -90.0, "single": -89.0}, "image|label": {"multiple": -88.0, "single": None},
+                              "joint": -91.0},
+           "accuracy": {"label|image": 0.9}, "coherence": None, "train_seconds": 1.0, "eval_seconds": 2.0,
+           "protocol": {"data": "digits", "seed": 3}}
+    combined = combine_seeds({3: row}, (3, 4))
+    assert combined["log_likelihood"] == row["log_likelihood"] and combined["seeds"] == [3]
+    assert combined["seed_std"]["log_likelihood"]["image"] == {"multiple": None, "single": None}
+    assert seed_rows(combined) == {3: row} and seed_rows(row) == {3: row}
+    assert combine_seeds({3: row}, (3,)) is row
+    markdown = render_markdown({"models": {ROW: combined}, "claims": [], "command": "c", "hardware": "h"})
+    assert "| -90.00 | -89.00 | -88.00 | — | -91.00 | 0.9000 | — | 3 |" in markdown
