@@ -13,6 +13,8 @@
     .venv/bin/python benchmarks/ablations.py bernoulli   # binary cross-entropy vs log sigmoid((2x-1) l)
     .venv/bin/python benchmarks/ablations.py sparse-input  # first layer on binary images: dense product vs sums of the rows of the ones
     .venv/bin/python benchmarks/ablations.py page-faults   # page faults and kernel CPU time per step of jmvae.train (bench config)
+    .venv/bin/python benchmarks/ablations.py shared-input  # two 784 -> 512 layers on the same images: two products vs one of 1024 columns
+    .venv/bin/python benchmarks/ablations.py autotune      # torch.compile'd loss with inductor's max-autotune (ATen vs C++ GEMM templates)
 
 Paper architecture (z = 64, hidden 512, alpha = 0.1), batch 100, MNIST-shaped random data (the
 speed of these dense products does not depend on the values). Run on a quiet machine.
@@ -59,7 +61,7 @@ def model_and_data():
     return model, torch.rand(6000, 28, 28), torch.randint(0, 10, (6000,))
 
 
-def train_rate(fused: bool = True, foreach_clip: bool | None = None, compiled: bool = False, bf16: bool = False,
+def train_rate(fused: bool = True, foreach_clip: bool | None = None, compiled: bool | str = False, bf16: bool = False,
                clip_in_adam: bool = False, inplace_relu: bool = True, bf16_matmuls: bool = False,
                steps: int = 200, profiled: bool = False) -> float:
     model, x, w = model_and_data()
@@ -70,6 +72,10 @@ def train_rate(fused: bool = True, foreach_clip: bool | None = None, compiled: b
     parameters = list(model.parameters())
     generator = torch.Generator().manual_seed(0)
     loss_fn = lambda b, noise: model.loss(b, 1.0, 1.0, noise).total  # noqa: E731
+    if compiled == "max-autotune":  # inductor benchmarks each product's candidate kernels, C++ templates included
+        import torch._inductor.config as inductor_config
+
+        inductor_config.max_autotune, inductor_config.max_autotune_gemm_backends = True, "CPP,ATEN"
     loss_fn = torch.compile(loss_fn) if compiled else loss_fn
     precision = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
 
@@ -205,6 +211,33 @@ def sparse_input_ms(steps: int = 200) -> dict[str, str]:
     return out
 
 
+def shared_input_us(repeats: int = 500) -> dict[str, str]:
+    """The joint encoder's image branch and q(z|x)'s first layer both multiply the same binarized
+    images by a 784 x 512 weight. Forward and weight gradient (batch 100, torch's threads as set)
+    as the two products the model computes, as one product with a 784 x 1024 weight (what storing
+    the two layers as one would give), and as one product of the two weights concatenated each
+    step (what fusing them without changing the model's parameters would cost)."""
+    torch.manual_seed(0)
+    x = (torch.rand(100, 784) < 0.13).float()
+    w1, w2 = torch.randn(512, 784, requires_grad=True), torch.randn(512, 784, requires_grad=True)
+    w = torch.randn(1024, 784, requires_grad=True)
+    g, g2 = torch.randn(100, 512), torch.randn(100, 1024)
+    variants = {
+        "two products": lambda: torch.autograd.backward([x @ w1.t(), x @ w2.t()], [g, g]),
+        "one product, 1024 columns": lambda: (x @ w.t()).backward(g2),
+        "one product of concatenated weights": lambda: (x @ torch.cat([w1, w2]).t()).backward(g2),
+    }
+    out = {}
+    for name, f in [*variants.items(), *variants.items()]:  # twice, interleaved: the second pass is reported
+        for _ in range(20):
+            f()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            f()
+        out[name] = f"{(time.perf_counter() - started) / repeats * 1e6:.0f} us"
+    return out
+
+
 def page_faults_per_step(steps: int = 300, warmup: int = 30) -> dict[str, float]:
     """Minor page faults and kernel (system) CPU time per step of ``jmvae.train`` on the bench's
     MNIST-shaped data, counted with getrusage between two of its ``on_step`` callbacks."""
@@ -259,6 +292,12 @@ def main() -> None:
         print(page_faults_per_step())
     elif what == "sparse-input":
         print(sparse_input_ms())
+    elif what == "shared-input":
+        print(shared_input_us())
+    elif what == "autotune":
+        with labels_already_checked():
+            print({"fp32 torch.compile": train_rate(clip_in_adam=True, compiled=True),
+                   "fp32 torch.compile max-autotune": train_rate(clip_in_adam=True, compiled="max-autotune")})
     elif what == "bernoulli":
         print({k: f"{v:.2f} ms" for k, v in bernoulli_ms().items()})
     else:
