@@ -90,3 +90,33 @@ def test_one_seed_of_several_has_no_spread_yet():
     assert combine_seeds({3: row}, (3,)) is row
     markdown = render_markdown({"models": {ROW: combined}, "claims": [], "command": "c", "hardware": "h"})
     assert "| -90.00 | -89.00 | -88.00 | — | -91.00 | 0.9000 | — | 3 |" in markdown
+
+
+def test_worker_processes_give_the_table_of_one_process(tmp_path):
+    flags = ("--seeds", "0,1", "--threads", "1")
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert reproduce(one, *flags).returncode == 0
+    done = reproduce(two, *flags, "--jobs", "2")
+    assert done.returncode == 0, done.stderr
+    assert "in 2 worker processes, 1 thread each" in done.stderr and done.stderr.count("] done") == 2
+    rows = [json.loads((out / "table1.json").read_text())["models"][ROW] for out in (one, two)]
+    for seed in ("0", "1"):  # bit for bit: each seed trains on one thread either way
+        a, b = (row["per_seed"][seed] for row in rows)
+        assert a["log_likelihood"] == b["log_likelihood"] and a["coherence"] == b["coherence"]
+    assert rows[0]["seed_std"] == rows[1]["seed_std"]
+
+
+def test_a_failing_worker_stops_the_run_with_one_line(tmp_path):
+    out = tmp_path / "table"
+    assert reproduce(out, "--seeds", "0,1", "--max-steps", "3").returncode == 0
+    seed1 = out / "runs" / "jmvae-kl-alpha0.1-seed1"
+    config = json.loads((seed1 / "config.json").read_text())
+    config["train"]["seed"] = 7  # as if another seed's run sat in seed 1's folder
+    (seed1 / "config.json").write_text(json.dumps(config))
+    before = (out / "table1.json").read_bytes()
+    done = reproduce(out, "--seeds", "0,1", "--jobs", "2")  # more steps: both seeds train again
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].endswith("holds a run trained with seed 7, not 1; use another --runs "
+                                                         "(or --out) folder, or remove that run folder")
+    table = json.loads((out / "table1.json").read_text())["models"][ROW]
+    assert table["per_seed"]["1"] == json.loads(before)["models"][ROW]["per_seed"]["1"]  # seed 1's row is kept

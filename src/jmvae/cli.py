@@ -189,6 +189,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="folder for table1.md and table1.json")
     r.add_argument("--runs", help="folder for the models' run folders (default: OUT/runs)")
     r.add_argument("--models", help="comma-separated subset of rows, e.g. 'vae,jmvae-kl(alpha=0.01)'")
+    r.add_argument("--jobs", type=positive_int, default=1, help="train this many models side by side in worker "
+                   "processes, each with --threads threads (default: the cores shared out among them)")
     r.add_argument("--seeds", type=seed_list, help="train every row once per seed, e.g. 0,1,2: cells are the mean "
                    "and standard deviation over seeds (instead of --seed)")
     add_training(r)
@@ -442,12 +444,18 @@ def command_reproduce(args: argparse.Namespace) -> int:
     if args.seeds and any(a == "--seed" or a.startswith("--seed=") for a in args.argv):
         raise JMVAEError("give --seed or --seeds, not both")
     training = train_config(args, DEFAULT_EPOCHS[args.dataset])
+    if args.jobs > 1:
+        from jmvae.distributed import launched_by_torchrun
+
+        if launched_by_torchrun():
+            raise JMVAEError("--jobs runs its own worker processes; do not combine it with torchrun")
     data = load_dataset(args.dataset, args.data_dir)
     config = ReproduceConfig(
         out=out,
         runs=Path(args.runs) if args.runs else out / "runs",
         train=dataclasses.replace(training, seed=args.seeds[0]) if args.seeds else training,
         seeds=args.seeds or (),
+        jobs=args.jobs,
         evaluation=eval_config(args),
         latent_dim=args.latent_dim or 64,
         hidden_dim=args.hidden_dim or 512,

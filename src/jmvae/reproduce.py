@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -58,6 +59,9 @@ def row_name(kind: str, alpha: float) -> str:
     return f"{kind}(alpha={alpha:g})" if kind == "jmvae-kl" else kind
 
 
+ROW_KINDS = {row_name(k, a): (k, a) for k, a in ROWS}
+
+
 def run_folder_name(name: str) -> str:
     return name.replace("(", "-").replace(")", "").replace("=", "")
 
@@ -73,6 +77,7 @@ class ReproduceConfig:
     rows: tuple[str, ...] = tuple(row_name(k, a) for k, a in ROWS)
     figures: bool = True
     seeds: tuple[int, ...] = ()  # training seeds per row; () means train.seed alone
+    jobs: int = 1  # worker processes training (row, seed) pairs side by side
 
     @property
     def training_seeds(self) -> tuple[int, ...]:
@@ -111,75 +116,146 @@ def reproduce(
     A (row, seed) already in ``OUT/table1.json``, or in its run folder's ``evaluation.json``,
     with the same protocol (steps trained, seed, k, N_w, test limit, evaluation seed,
     precisions) is kept as it is, so the small table file alone carries finished rows across
-    machines; run folders (checkpoints) only matter for runs still in progress. Several
-    processes may work on disjoint ``rows`` of the same OUT: the table is merged under a file
-    lock at every write.
+    machines; run folders (checkpoints) only matter for runs still in progress. The table is
+    merged seed by seed under a file lock at every write, so several processes may share one
+    OUT: ``config.jobs`` worker processes (each with ``train.threads`` threads) take the runs
+    still to do from one queue, and separate ``jmvae reproduce`` commands may work on disjoint
+    rows.
     """
     config.out.mkdir(parents=True, exist_ok=True)
-    n_train = len(next(iter(data.train.values())))
-    steps_needed = config.train.epochs * -(-n_train // config.train.batch_size)
-    if config.train.max_steps:
-        steps_needed = min(steps_needed, config.train.max_steps)
-
-    def protocol(seed: int) -> dict[str, Any]:
-        return {"data": data.name, "steps": steps_needed, "seed": seed, "k": config.evaluation.k,
-                "n_prior": config.evaluation.n_prior, "limit": config.evaluation.limit,
-                "eval_seed": config.evaluation.seed, "precision": config.evaluation.precision,
-                "train_precision": config.train.precision}
-
-    alphas = {row_name(k, a): (k, a) for k, a in ROWS}
-    judges: list[Judge] = []  # fitted once, on first need
-    image_name, label_name = data.modalities[0].name, data.modalities[1].name
-
-    def row_coherence(model: Any) -> dict[str, Any] | None:
-        if not judges:
-            log(f"fitting the coherence judge on the {n_train} training images")
-            judges.append(fit_judge(data.train[image_name], data.train[label_name], data.test[image_name],
-                                    data.test[label_name], seed=config.train.seed))
-        return coherence_cell(model, judges[0], config.evaluation.seed)
-
-    seeds = config.training_seeds
+    work = Reproduction(data, config, command)
+    pending = []
     for name in config.rows:
-        kind, alpha = alphas[name]
-        model_config = ModelConfig(kind, data.modalities, config.latent_dim, config.hidden_dim, alpha=alpha)
-        stored = seed_rows(read_table(config.out).get(name))
-        done: dict[int, dict[str, Any]] = {}
-        for seed in seeds:
-            run_dir = config.run_dir(name, seed)
-            tag = name if len(seeds) == 1 else f"{name} seed {seed}"
-            sources = ((config.out / "table1.json", stored.get(seed)), (run_dir / "evaluation.json", read_evaluation(run_dir)))
-            where, row = next(((path, r) for path, r in sources if r and same_protocol(r, protocol(seed))), (None, None))
-            if row is not None:
-                log(f"[{tag}] already in {where} with this protocol")
-                if "coherence" not in row and run_dir.exists() and ckpt.latest_checkpoint(run_dir):
-                    log(f"[{tag}] adding the coherence of generation from labels")
-                    model, _, _ = load_model(run_dir, config.train.device)
-                    row = {**row, "coherence": row_coherence(model)}
-                done[seed] = row
-                write_outputs(config.out, {name: combine_seeds(done, seeds)}, command)
-                continue
-            train_config = replace(config.train, seed=seed)
-            check_run_matches(run_dir, train_config)
-            latest = ckpt.latest_checkpoint(run_dir) if run_dir.exists() else None
-            done_step = ckpt.read_json(latest / "state.json")["step"] if latest else 0
-            if done_step < steps_needed:
-                log(f"[{tag}] training to step {steps_needed} (at {done_step}) in {run_dir}")
-                result = train(model_config, train_config, data, run_dir, resume=True, progress=progress,
-                               data_info={"name": data.name})
-                if result.interrupted:
-                    raise KeyboardInterrupt
-            model, run, state = load_model(run_dir, config.train.device)
-            log(f"[{tag}] evaluating with k={config.evaluation.k}, N_w={config.evaluation.n_prior}")
-            result = evaluate(model, data.test, config.evaluation, progress)
-            row = {**result, "coherence": row_coherence(model), "epochs": state["epoch"], "steps": state["step"],
-                   "seed": run.train.seed, "train_seconds": round(state.get("seconds", 0.0), 1), "protocol": protocol(seed)}
-            ckpt.write_json(run_dir / "evaluation.json", row)
-            if config.figures and seed == seeds[0]:
-                log(f"[{tag}] figures in {config.out / 'figures' / run_folder_name(name)}")
-                model_figures(model, run_dir, data, config.out / "figures" / run_folder_name(name), seed=config.evaluation.seed)
-            done[seed] = row
-            write_outputs(config.out, {name: combine_seeds(done, seeds)}, command)
-    return write_outputs(config.out, {}, command)
+        for seed in config.training_seeds:
+            row = work.stored(name, seed, log)
+            if row is None:
+                pending.append((name, seed))
+            else:
+                write_outputs(config.out, command, {name: {seed: row}}, config.training_seeds)
+    if config.jobs > 1 and len(pending) > 1:
+        if any(ROW_KINDS[name][0] != "vae" for name, _ in pending):
+            work.coherence_judge(log)  # fitted once here rather than once per worker
+        run_in_workers(work, pending, config.jobs, log)
+    else:
+        for name, seed in pending:
+            work.run(name, seed, progress, log)
+    return write_outputs(config.out, command)
+
+
+@dataclass
+class Reproduction:
+    """One ``jmvae reproduce``: what it trains and how it measures; picklable for worker processes."""
+
+    data: PairedData
+    config: ReproduceConfig
+    command: str
+    judge: Judge | None = None
+
+    @property
+    def steps_needed(self) -> int:
+        train_config = self.config.train
+        steps = train_config.epochs * -(-len(next(iter(self.data.train.values()))) // train_config.batch_size)
+        return min(steps, train_config.max_steps) if train_config.max_steps else steps
+
+    def protocol(self, seed: int) -> dict[str, Any]:
+        evaluation = self.config.evaluation
+        return {"data": self.data.name, "steps": self.steps_needed, "seed": seed, "k": evaluation.k,
+                "n_prior": evaluation.n_prior, "limit": evaluation.limit, "eval_seed": evaluation.seed,
+                "precision": evaluation.precision, "train_precision": self.config.train.precision}
+
+    def tag(self, name: str, seed: int) -> str:
+        return name if len(self.config.training_seeds) == 1 else f"{name} seed {seed}"
+
+    def coherence_judge(self, log: Callable[[str], None]) -> Judge:
+        """The classifier that judges generated images, fitted once on the real training images."""
+        if self.judge is None:
+            image, label = (m.name for m in self.data.modalities[:2])
+            log(f"fitting the coherence judge on the {len(self.data.train[image])} training images")
+            self.judge = fit_judge(self.data.train[image], self.data.train[label], self.data.test[image],
+                                   self.data.test[label], seed=self.config.train.seed)
+        return self.judge
+
+    def stored(self, name: str, seed: int, log: Callable[[str], None]) -> dict[str, Any] | None:
+        """The (row, seed) measured before with this protocol, from the table or the run folder
+        (its coherence added if it was measured before coherence existed); None if not done."""
+        run_dir = self.config.run_dir(name, seed)
+        table = self.config.out / "table1.json"
+        sources = ((table, seed_rows(read_table(self.config.out).get(name)).get(seed)),
+                   (run_dir / "evaluation.json", read_evaluation(run_dir)))
+        where, row = next(((path, r) for path, r in sources if r and same_protocol(r, self.protocol(seed))), (None, None))
+        if row is None:
+            return None
+        log(f"[{self.tag(name, seed)}] already in {where} with this protocol")
+        if "coherence" not in row and run_dir.exists() and ckpt.latest_checkpoint(run_dir):
+            log(f"[{self.tag(name, seed)}] adding the coherence of generation from labels")
+            model, _, _ = load_model(run_dir, self.config.train.device)
+            row = {**row, "coherence": coherence_cell(model, lambda: self.coherence_judge(log), self.config.evaluation.seed)}
+        return row
+
+    def run(self, name: str, seed: int, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
+        """Train (or resume) one (row, seed) to the protocol's steps, evaluate it, store its row
+        in the run folder and the table, draw its figures if it is the first seed."""
+        config, tag = self.config, self.tag(name, seed)
+        kind, alpha = ROW_KINDS[name]
+        model_config = ModelConfig(kind, self.data.modalities, config.latent_dim, config.hidden_dim, alpha=alpha)
+        run_dir = config.run_dir(name, seed)
+        train_config = replace(config.train, seed=seed)
+        check_run_matches(run_dir, train_config)
+        latest = ckpt.latest_checkpoint(run_dir) if run_dir.exists() else None
+        done_step = ckpt.read_json(latest / "state.json")["step"] if latest else 0
+        if done_step < self.steps_needed:
+            log(f"[{tag}] training to step {self.steps_needed} (at {done_step}) in {run_dir}")
+            result = train(model_config, train_config, self.data, run_dir, resume=True, progress=progress,
+                           data_info={"name": self.data.name})
+            if result.interrupted:
+                raise KeyboardInterrupt
+        model, run, state = load_model(run_dir, config.train.device)
+        log(f"[{tag}] evaluating with k={config.evaluation.k}, N_w={config.evaluation.n_prior}")
+        result = evaluate(model, self.data.test, config.evaluation, progress)
+        coherence = coherence_cell(model, lambda: self.coherence_judge(log), config.evaluation.seed)
+        row = {**result, "coherence": coherence, "epochs": state["epoch"], "steps": state["step"],
+               "seed": run.train.seed, "train_seconds": round(state.get("seconds", 0.0), 1), "protocol": self.protocol(seed)}
+        ckpt.write_json(run_dir / "evaluation.json", row)
+        if config.figures and seed == config.training_seeds[0]:
+            log(f"[{tag}] figures in {config.out / 'figures' / run_folder_name(name)}")
+            model_figures(model, run_dir, self.data, config.out / "figures" / run_folder_name(name), seed=config.evaluation.seed)
+        write_outputs(config.out, self.command, {name: {seed: row}}, config.training_seeds)
+        return row
+
+
+_worker: dict[str, Reproduction] = {}  # a worker process's Reproduction, set by _start_worker
+
+
+def log_to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _start_worker(work: Reproduction, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _worker["work"] = work
+
+
+def _run_in_worker(item: tuple[str, int]) -> tuple[str, int]:
+    _worker["work"].run(*item, False, log_to_stderr)
+    return item
+
+
+def run_in_workers(work: Reproduction, pending: list[tuple[str, int]], jobs: int, log: Callable[[str], None]) -> None:
+    """Run the pending (row, seed) pairs in ``jobs`` worker processes that take them from one
+    queue in order, each with ``train.threads`` threads (default: the cores this process may use,
+    shared out). The first failure (or Ctrl-C) stops every worker; each run keeps its last
+    checkpoint, so the same command resumes."""
+    import torch.multiprocessing as mp
+
+    threads = work.config.train.threads or max(1, len(os.sched_getaffinity(0)) // jobs)
+    log(f"running {len(pending)} models in {jobs} worker processes, {threads} thread{'s' if threads > 1 else ''} each")
+    with mp.get_context("spawn").Pool(jobs, initializer=_start_worker, initargs=(work, threads), maxtasksperchild=1) as pool:
+        try:
+            for name, seed in pool.imap_unordered(_run_in_worker, pending):
+                log(f"[{work.tag(name, seed)}] done")
+        except BaseException:
+            pool.terminate()
+            raise
 
 
 def same_protocol(row: dict[str, Any], protocol: dict[str, Any]) -> bool:
@@ -258,16 +334,17 @@ def tree_statistic(trees: list[Any], statistic: Callable[[list[float]], float | 
     return None if first is None else statistic(trees)
 
 
-def coherence_cell(model: Any, judge: Judge, seed: int) -> dict[str, Any] | None:
-    """The row's ``coherence`` entry (see ``jmvae.coherence``); None for a model that cannot
-    generate the image from the label (the VAE)."""
+def coherence_cell(model: Any, judge: Callable[[], Judge], seed: int) -> dict[str, Any] | None:
+    """The row's ``coherence`` entry (see ``jmvae.coherence``), judged by ``judge()`` (fitted on
+    first need); None for a model that cannot generate the image from the label (the VAE)."""
     image, label = image_and_label(model)
     if label is None or image not in model.generated:
         return None
+    judged_by = judge()
     n_classes = model.config.modality(label).shape[0]
-    value = label_coherence(model, judge, image, label, n_classes, COHERENCE_PER_CLASS, seed)
+    value = label_coherence(model, judged_by, image, label, n_classes, COHERENCE_PER_CLASS, seed)
     return {f"{image}|{label}": value, "per_class": COHERENCE_PER_CLASS, "chance": 1 / n_classes,
-            "judge_test_accuracy": judge.test_accuracy}
+            "judge_test_accuracy": judged_by.test_accuracy}
 
 
 def read_table(out: Path) -> dict[str, Any]:
@@ -276,11 +353,20 @@ def read_table(out: Path) -> dict[str, Any]:
     return json.loads(path.read_text())["models"] if path.is_file() else {}
 
 
-def write_outputs(out: Path, new_rows: dict[str, Any], command: str) -> dict[str, Any]:
-    """Merge ``new_rows`` into table1.json (under a lock), re-check the claims, rewrite table1.md."""
+def write_outputs(out: Path, command: str, runs: dict[str, dict[int, dict[str, Any]]] | None = None,
+                  seeds: tuple[int, ...] = ()) -> dict[str, Any]:
+    """Merge newly measured ``runs`` ({row: {seed: its row}}) into table1.json under a lock, re-check
+    the claims, rewrite table1.md and report.md. A row's other seeds of ``seeds`` already in the
+    table with the same protocol are kept, so processes that measure different seeds of one row
+    add up instead of overwriting each other."""
     with open(out / ".table1.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        models = {**read_table(out), **new_rows}
+        models = read_table(out)
+        for name, new in (runs or {}).items():
+            measured = next(iter(new.values()))["protocol"]
+            kept = {seed: row for seed, row in seed_rows(models.get(name)).items()
+                    if seed in seeds and same_protocol(row, {**measured, "seed": seed})}
+            models[name] = combine_seeds({**kept, **new}, seeds)
         order = [row_name(k, a) for k, a in ROWS]
         models = dict(sorted(models.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
         table = {"models": models, "claims": check_claims(models), "command": command, "hardware": hardware()}
