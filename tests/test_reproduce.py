@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -120,3 +123,25 @@ def test_a_failing_worker_stops_the_run_with_one_line(tmp_path):
                                                          "(or --out) folder, or remove that run folder")
     table = json.loads((out / "table1.json").read_text())["models"][ROW]
     assert table["per_seed"]["1"] == json.loads(before)["models"][ROW]["per_seed"]["1"]  # seed 1's row is kept
+
+
+def test_ctrl_c_stops_every_worker_with_a_checkpoint_and_the_command_resumes(tmp_path):
+    out = tmp_path / "table"
+    command = [sys.executable, "-m", "jmvae", "reproduce", "digits", "--out", str(out), *TINY, "--epochs", "100",
+               "--seeds", "0,1", "--jobs", "2"]  # 1,500 steps a seed
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    latest = [out / "runs" / f"jmvae-kl-alpha0.1-seed{seed}" / "checkpoints" / "latest" for seed in (0, 1)]
+    deadline = time.monotonic() + 300
+    while not all(path.exists() for path in latest) and time.monotonic() < deadline:  # both seeds training
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: signal the whole process group
+    rest = process.stderr.read()
+    assert process.wait(timeout=120) == 130, rest
+    assert rest.count("checkpoint saved") == 2 and rest.strip().endswith("interrupted"), rest
+    assert not (out / "table1.json").exists() or ROW not in json.loads((out / "table1.json").read_text())["models"]
+    for path in latest:
+        assert 0 < int(path.read_text().strip().split("-")[1]) < 1500  # stopped part way, with a checkpoint
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "(at 0)" not in resumed.stderr and resumed.stderr.count("training to step 1500") == 2
+    assert json.loads((out / "table1.json").read_text())["models"][ROW]["seeds"] == [0, 1]

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import fcntl
 import json
+import multiprocessing
 import os
 import platform
+import signal
 import statistics
 import sys
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -231,6 +234,9 @@ def log_to_stderr(message: str) -> None:
 
 
 def _start_worker(work: Reproduction, threads: int) -> None:
+    # Ctrl-C reaches the whole process group: training catches it (checkpoint, stop) through its
+    # own handler; elsewhere a worker leaves it to the parent, which stops every worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     _worker["work"] = work
 
@@ -243,19 +249,27 @@ def _run_in_worker(item: tuple[str, int]) -> tuple[str, int]:
 def run_in_workers(work: Reproduction, pending: list[tuple[str, int]], jobs: int, log: Callable[[str], None]) -> None:
     """Run the pending (row, seed) pairs in ``jobs`` worker processes that take them from one
     queue in order, each with ``train.threads`` threads (default: the cores this process may use,
-    shared out). The first failure (or Ctrl-C) stops every worker; each run keeps its last
-    checkpoint, so the same command resumes."""
-    import torch.multiprocessing as mp
-
+    shared out). The first failure, or Ctrl-C, stops every worker (SIGTERM: a training run
+    checkpoints and stops, an evaluation in progress is dropped) and is raised here; every run
+    keeps its last checkpoint, so the same command resumes."""
     threads = work.config.train.threads or max(1, len(os.sched_getaffinity(0)) // jobs)
     log(f"running {len(pending)} models in {jobs} worker processes, {threads} thread{'s' if threads > 1 else ''} each")
-    with mp.get_context("spawn").Pool(jobs, initializer=_start_worker, initargs=(work, threads), maxtasksperchild=1) as pool:
-        try:
-            for name, seed in pool.imap_unordered(_run_in_worker, pending):
-                log(f"[{work.tag(name, seed)}] done")
-        except BaseException:
-            pool.terminate()
-            raise
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                               initargs=(work, threads))
+    try:
+        futures = [pool.submit(_run_in_worker, item) for item in pending]
+        for future in as_completed(futures):
+            name, seed = future.result()
+            log(f"[{work.tag(name, seed)}] done")
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        for process in list(getattr(pool, "_processes", {}).values()):  # the executor has no public way to stop them
+            if process.is_alive():
+                process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def same_protocol(row: dict[str, Any], protocol: dict[str, Any]) -> bool:
