@@ -256,6 +256,7 @@ def run_in_workers(work: Reproduction, pending: list[tuple[str, int]], jobs: int
     log(f"running {len(pending)} models in {jobs} worker processes, {threads} thread{'s' if threads > 1 else ''} each")
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
                                initargs=(work, threads))
+    futures = []
     try:
         futures = [pool.submit(_run_in_worker, item) for item in pending]
         for future in as_completed(futures):
@@ -377,7 +378,7 @@ def write_outputs(out: Path, command: str, runs: dict[str, dict[int, dict[str, A
         fcntl.flock(lock, fcntl.LOCK_EX)
         models = read_table(out)
         for name, new in (runs or {}).items():
-            measured = next(iter(new.values()))["protocol"]
+            measured = {**PROTOCOL_DEFAULTS, **next(iter(new.values())).get("protocol", {})}
             kept = {seed: row for seed, row in seed_rows(models.get(name)).items()
                     if seed in seeds and same_protocol(row, {**measured, "seed": seed})}
             models[name] = combine_seeds({**kept, **new}, seeds)
