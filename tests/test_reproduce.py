@@ -53,6 +53,9 @@ def test_several_seeds_give_means_and_spreads_and_reuse_a_single_seed_run(tmp_pa
     coherence = [r["coherence"]["image|label"] for r in runs]
     assert row["coherence"]["image|label"] == pytest.approx(statistics.fmean(coherence))
     assert row["coherence"]["n_seeds"] == 2
+    units = [r["active_units"]["image+label"] for r in runs]
+    assert row["active_units"]["image+label"] == pytest.approx(statistics.fmean(units))
+    assert row["seed_std"]["active_units"]["image+label"] == pytest.approx(statistics.stdev(units))
     table = (out / "table1.md").read_text()
     assert f"{row['log_likelihood']['joint']:.2f} ± {row['seed_std']['log_likelihood']['joint']:.2f}" in table
     assert "| 0, 1 |" in table and "mean ± the sample standard deviation" in table
@@ -92,7 +95,7 @@ def test_one_seed_of_several_has_no_spread_yet():
     assert seed_rows(combined) == {3: row} and seed_rows(row) == {3: row}
     assert combine_seeds({3: row}, (3,)) is row
     markdown = render_markdown({"models": {ROW: combined}, "claims": [], "command": "c", "hardware": "h"})
-    assert "| -90.00 | -89.00 | -88.00 | — | -91.00 | 0.9000 | — | 3 |" in markdown
+    assert "| -90.00 | -89.00 | -88.00 | — | -91.00 | 0.9000 | — | — | 3 |" in markdown
 
 
 def test_worker_processes_give_the_table_of_one_process(tmp_path):

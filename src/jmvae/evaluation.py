@@ -14,6 +14,11 @@ x|w (CVAE, CMMA)       log p(x | w), own bound      q(z | x, w), prior p(z) or p
 joint                  log p(x, w)                  q(z | x, w)
 =====================  ===========================  ==========================================
 
+Active units (Burda, Grosse & Salakhutdinov 2016): the latent dimensions u whose posterior mean moves
+with the data, Cov_x(E_q(z|x)[z_u]) > 0.01 over the test points, for each proposal the model has
+(the joint encoder, and JMVAE's unimodal ones). Units below it carry no information: runs of one
+configuration that differ by a unit land about a nat apart (docs/benchmarks.md).
+
 log p(w) = log (1/N_w) sum_i p(w | z_i), z_i ~ p(z), with N_w = ``n_prior``. Accuracy w|x: the
 most probable class of p(w | z) at the mean of q(z | x); for binary attributes (CelebA), the
 share of attributes predicted right, p(w_j = 1 | z) > 1/2 (a tanh-Gaussian's mean > 0), averaged
@@ -41,6 +46,20 @@ from jmvae.config import EvalConfig
 from jmvae.data.checks import check_paired
 from jmvae.estimators import iw_log_likelihoods, log_marginal_by_prior, mean_and_sem
 from jmvae.models import MultimodalModel
+
+
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: a unit is active when Cov_x(E_q[z_u]) exceeds this
+
+
+def posterior_inputs(model: MultimodalModel) -> list[tuple[str, ...]]:
+    """The modalities each of the model's proposals is given: the VAE's q(z|x); the CVAE's and
+    CMMA's q(z|x,w); JMVAE's joint q(z|x,w) and its unimodal q(z|x) and q(z|w)."""
+    x, ws, _, _ = table_keys(model)
+    if model.config.kind == "vae":
+        return [(x,)]
+    if model.config.kind in ("cvae", "cmma"):
+        return [model.config.names]
+    return [model.config.names, (x,), ws]
 
 
 def table_keys(model: MultimodalModel) -> tuple[str, tuple[str, ...], str, str]:
@@ -76,12 +95,16 @@ def evaluate(
         with precision:
             for cell, values in batch_cells(model, batch, config, generator).items():
                 per_point.setdefault(cell, {})[index] = values.double().cpu()
+            for given in posterior_inputs(model):
+                per_point.setdefault("means/" + "+".join(given), {})[index] = model.posterior(batch, given).mean.double().cpu()
 
     merged: dict[str, dict[int, Tensor]] = {}
     for shard in distributed.gather_objects(per_point, world):
         for cell, values in shard.items():
             merged.setdefault(cell, {}).update(values)
     cells = {cell: torch.cat([values[i] for i in sorted(values)]) for cell, values in merged.items()}
+    active = {cell.removeprefix("means/"): int((cells.pop(cell).var(dim=0) > ACTIVE_UNIT_THRESHOLD).sum())
+              for cell in [c for c in cells if c.startswith("means/")]}
     stats = {cell: mean_and_sem(values) for cell, values in cells.items()}
 
     def mean(cell: str) -> float | None:
@@ -106,6 +129,7 @@ def evaluate(
         "log_likelihood": table(mean),
         "stderr": table(sem),
         "accuracy": {accuracy_key: mean("accuracy")} if accuracy_key else {},
+        "active_units": active,
         "eval_seconds": round(time.perf_counter() - started, 2),
     }
 

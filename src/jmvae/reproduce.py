@@ -36,7 +36,7 @@ from jmvae.coherence import Judge, fit_judge, label_coherence
 from jmvae.config import EvalConfig, ModelConfig, TrainConfig
 from jmvae.data import PairedData
 from jmvae.errors import CheckpointError
-from jmvae.evaluation import evaluate
+from jmvae.evaluation import ACTIVE_UNIT_THRESHOLD, evaluate
 from jmvae.plots import image_and_label, model_figures
 from jmvae.training import load_model, train
 
@@ -321,14 +321,17 @@ def combine_seeds(done: dict[int, dict[str, Any]], seeds: tuple[int, ...]) -> di
         coherence = {**first["coherence"], key: statistics.fmean(values), "n_seeds": len(rows),
                      "judge_test_accuracy": statistics.fmean(r["coherence"]["judge_test_accuracy"] for r in rows)}
     protocol = {k: v for k, v in first["protocol"].items() if k != "seed"}
+    units = all(r.get("active_units") for r in rows)  # rows evaluated before active units were counted lack them
     return {
         "model": first["model"], "k": first["k"], "n_prior": first["n_prior"], "n_test": first["n_test"],
         "log_likelihood": tree_statistic([r["log_likelihood"] for r in rows], statistics.fmean),
         "accuracy": tree_statistic([r["accuracy"] for r in rows], statistics.fmean),
         "coherence": coherence,
+        "active_units": tree_statistic([r["active_units"] for r in rows], statistics.fmean) if units else {},
         "seed_std": {"log_likelihood": tree_statistic([r["log_likelihood"] for r in rows], seed_std),
                      "accuracy": tree_statistic([r["accuracy"] for r in rows], seed_std),
-                     "coherence": seed_std(values) if coherence else None},
+                     "coherence": seed_std(values) if coherence else None,
+                     "active_units": tree_statistic([r["active_units"] for r in rows], seed_std) if units else {}},
         "seeds": order, "epochs": first["epochs"], "steps": first["steps"],
         "train_seconds": round(statistics.fmean(r["train_seconds"] for r in rows), 1),
         "eval_seconds": round(statistics.fmean(r["eval_seconds"] for r in rows), 2),
@@ -526,6 +529,14 @@ def render_markdown(table: dict[str, Any]) -> str:
             return "—"
         return f"{value:.{digits}f}" + ("" if spread is None else f" ± {spread:.{digits}f}")
 
+    def active_units(r: dict[str, Any]) -> str:
+        """The joint (or only) proposal's active units; a mean ± standard deviation over seeds."""
+        if not r.get("active_units"):
+            return "—"
+        value = next(iter(r["active_units"].values()))
+        spread = next(iter(((r.get("seed_std") or {}).get("active_units") or {None: None}).values()))
+        return str(value) if "seed_std" not in r else fmt(value, 1, spread)
+
     def seeds_of(r: dict[str, Any]) -> str:
         return ", ".join(str(s) for s in r["seeds"]) if "seeds" in r else str(r.get("seed", "—"))
 
@@ -537,12 +548,12 @@ def render_markdown(table: dict[str, Any]) -> str:
         f"Hardware: {table['hardware']}",
         "",
         "| model | log p(x) multiple | log p(x) single | log p(x\\|w) multiple | log p(x\\|w) single | "
-        "log p(x,w) | accuracy w\\|x | coherence x\\|w | seeds | epochs | train s | eval s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "log p(x,w) | accuracy w\\|x | coherence x\\|w | active z | seeds | epochs | train s | eval s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in models.items():
         ll = r["log_likelihood"]
-        std = r.get("seed_std") or {"log_likelihood": None, "accuracy": None, "coherence": None}
+        std = r.get("seed_std") or {"log_likelihood": None, "accuracy": None, "coherence": None, "active_units": None}
         sll = std["log_likelihood"] or {kx: {"multiple": None, "single": None}, kxw: {"multiple": None, "single": None},
                                         "joint": None}
         acc = next(iter(r["accuracy"].values()), None) if r.get("accuracy") else None
@@ -550,7 +561,7 @@ def render_markdown(table: dict[str, Any]) -> str:
         cells = [fmt(ll[cell][bound], spread=sll[cell][bound]) for cell in (kx, kxw) for bound in ("multiple", "single")]
         lines.append(
             f"| {name} | {' | '.join(cells)} | {fmt(ll['joint'], spread=sll['joint'])} | {fmt(acc, 4, sacc)} | "
-            f"{fmt(coherence_value(models, name), 3, std['coherence'])} | {seeds_of(r)} | {r['epochs']} | "
+            f"{fmt(coherence_value(models, name), 3, std['coherence'])} | {active_units(r)} | {seeds_of(r)} | {r['epochs']} | "
             f"{r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |"
         )
     if any("seed_std" in r for r in models.values()):
@@ -559,7 +570,9 @@ def render_markdown(table: dict[str, Any]) -> str:
     if models:
         first = next(iter(models.values()))
         lines += ["", f"k = {first['k']} importance samples, N_w = {first['n_prior']} prior samples, "
-                  f"{first['n_test']} test images; higher is better (nats). '—': the model does not define that cell."]
+                  f"{first['n_test']} test images; higher is better (nats). '—': the model does not define that cell. "
+                  "Active z: latent units of the joint proposal (the VAE's: q(z|x)) whose posterior mean varies "
+                  f"over the test set by more than {ACTIVE_UNIT_THRESHOLD} (Burda et al. 2016)."]
         judged = [r["coherence"] for r in models.values() if r.get("coherence")]
         if judged:
             errors = [coherence_stderr(entry) for entry in judged]
