@@ -42,6 +42,7 @@ def test_several_seeds_give_means_and_spreads_and_reuse_a_single_seed_run(tmp_pa
     assert both.returncode == 0, both.stderr
     assert both.stderr.count("already in") == 1 and both.stderr.count("training to step") == 1  # seed 0 reused
     assert (out / "runs" / "jmvae-kl-alpha0.1-seed1" / "evaluation.json").is_file()
+    assert not (out / "runs" / "jmvae-kl-alpha0.1-seed0").exists()  # seed 0 stays in the single-seed folder
     row = json.loads((out / "table1.json").read_text())["models"][ROW]
     assert row["seeds"] == [0, 1] and row["protocol"]["seeds"] == [0, 1] and "seed" not in row["protocol"]
     runs = [row["per_seed"]["0"], row["per_seed"]["1"]]
@@ -62,6 +63,20 @@ def test_several_seeds_give_means_and_spreads_and_reuse_a_single_seed_run(tmp_pa
 
     again = reproduce(out, "--seeds", "0,1")
     assert again.returncode == 0 and again.stderr.count("already in") == 2 and "training" not in again.stderr
+
+    # rows measured before active units were counted get them from their checkpoints, the same counts
+    table = json.loads((out / "table1.json").read_text())
+    for seed, seed_row in table["models"][ROW]["per_seed"].items():
+        del seed_row["active_units"]
+        folder = out / "runs" / ("jmvae-kl-alpha0.1" if seed == "0" else "jmvae-kl-alpha0.1-seed1")
+        stored = json.loads((folder / "evaluation.json").read_text())
+        (folder / "evaluation.json").write_text(json.dumps({k: v for k, v in stored.items() if k != "active_units"}))
+    (out / "table1.json").write_text(json.dumps(table))
+    filled = reproduce(out, "--seeds", "0,1")
+    assert filled.returncode == 0 and "training" not in filled.stderr
+    assert filled.stderr.count("adding what it was measured without: active_units") == 2
+    after = json.loads((out / "table1.json").read_text())["models"][ROW]["per_seed"]
+    assert [after[s]["active_units"] for s in "01"] == [r["active_units"] for r in runs]
 
 
 def test_a_run_folder_of_another_seed_is_refused_and_the_table_kept(tmp_path):

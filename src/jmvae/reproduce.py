@@ -87,9 +87,15 @@ class ReproduceConfig:
         return self.seeds or (self.train.seed,)
 
     def run_dir(self, name: str, seed: int) -> Path:
-        """RUNS/<row> for a single seed (the layout before several seeds existed), RUNS/<row>-seed<s> otherwise."""
-        folder = run_folder_name(name)
-        return self.runs / (folder if len(self.training_seeds) == 1 else f"{folder}-seed{seed}")
+        """RUNS/<row> for a single seed (the layout before several seeds existed); RUNS/<row>-seed<s>
+        for several, except a seed that an earlier single-seed command trained in RUNS/<row>."""
+        single = self.runs / run_folder_name(name)
+        if len(self.training_seeds) == 1:
+            return single
+        own = self.runs / f"{run_folder_name(name)}-seed{seed}"
+        if not own.exists() and (single / "config.json").is_file() and ckpt.load_run_config(single).train.seed == seed:
+            return single
+        return own
 
 
 def hardware() -> str:
@@ -189,10 +195,15 @@ class Reproduction:
         if row is None:
             return None
         log(f"[{self.tag(name, seed)}] already in {where} with this protocol")
-        if "coherence" not in row and run_dir.exists() and ckpt.latest_checkpoint(run_dir):
-            log(f"[{self.tag(name, seed)}] adding the coherence of generation from labels")
+        missing = [key for key in ("coherence", "active_units") if key not in row]
+        if missing and run_dir.exists() and ckpt.latest_checkpoint(run_dir):
+            log(f"[{self.tag(name, seed)}] adding what it was measured without: {', '.join(missing)}")
             model, _, _ = load_model(run_dir, self.config.train.device)
-            row = {**row, "coherence": coherence_cell(model, lambda: self.coherence_judge(log), self.config.evaluation.seed)}
+            if "coherence" in missing:
+                row = {**row, "coherence": coherence_cell(model, lambda: self.coherence_judge(log), self.config.evaluation.seed)}
+            if "active_units" in missing:  # no importance sampling needed: k = N_w = 1 on the same test points
+                quick = replace(self.config.evaluation, k=1, n_prior=1)
+                row = {**row, "active_units": evaluate(model, self.data.test, quick)["active_units"]}
         return row
 
     def run(self, name: str, seed: int, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
