@@ -16,7 +16,7 @@ for round in $(seq 1 "${ROUNDS:-2}"); do
     out="$WORK/round$round-jobs$jobs"
     started=$(date +%s.%N)
     "$JMVAE" reproduce mnist --out "$out" --models 'jmvae-kl(alpha=0.1)' --seeds 0,1 --jobs "$jobs" \
-      --epochs "${EPOCHS:-3}" --limit 500 --k 100 --n-prior 100 --no-progress 2> "$out.log"
+      --epochs "${EPOCHS:-3}" --limit 500 --k 100 --n-prior 100 --no-progress 2> "$out.log" || { cat "$out.log" >&2; exit 1; }
     ended=$(date +%s.%N)
     python3 -c "import json; print(json.dumps({'variant': 'jobs $jobs', 'round': $round, 'cores': $(nproc),
       'wall_s': round($ended - $started, 1), 'epochs': ${EPOCHS:-3}, 'models': 2}))"

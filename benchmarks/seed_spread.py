@@ -71,8 +71,10 @@ def main() -> None:
         p = stats.ttest_ind(a, b, equal_var=False).pvalue if min(len(a), len(b)) > 1 else float("nan")
         label = "log p(x,w)" if cell == ("joint",) else f"log p({cell[0]}) {cell[1]}".replace("|", "\\|")
         print(f"| {label} | " + " | ".join(shown) + f" | {difference:+.2f} | {p:.2f} |")
+    shown = next((cell for cell in CELLS if all(value(r, cell) is not None for runs in groups.values() for r in runs)), None)
     for name, runs in groups.items():
-        print(f"{name}: " + ", ".join(f"{value(r, ('image', 'multiple')):.2f}" for r in runs) + "  (log p(x) multiple, run by run)")
+        if shown:
+            print(f"{name}: " + ", ".join(f"{value(r, shown):.2f}" for r in runs) + f"  ({' '.join(shown)}, run by run)")
 
 
 if __name__ == "__main__":

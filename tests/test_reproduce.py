@@ -78,6 +78,10 @@ def test_several_seeds_give_means_and_spreads_and_reuse_a_single_seed_run(tmp_pa
     after = json.loads((out / "table1.json").read_text())["models"][ROW]["per_seed"]
     assert [after[s]["active_units"] for s in "01"] == [r["active_units"] for r in runs]
 
+    one = reproduce(out, "--seed", "0")  # a single-seed command keeps the row's other seeds
+    assert one.returncode == 0 and "training" not in one.stderr
+    assert json.loads((out / "table1.json").read_text())["models"][ROW]["seeds"] == [0, 1]
+
 
 def test_a_run_folder_of_another_seed_is_refused_and_the_table_kept(tmp_path):
     out = tmp_path / "table"
@@ -98,19 +102,19 @@ def test_bad_seed_flags_exit_2(tmp_path, flags, message):
     assert done.returncode == 2 and message in done.stderr and not (tmp_path / "t" / "table1.json").exists()
 
 
-def test_one_seed_of_several_has_no_spread_yet():
+def test_one_seed_is_its_own_row():
     row = {"model": ROW, "k": 5, "n_prior": 10, "n_test": 20, "epochs": 1, "steps": 15, "seed": 3,
            "log_likelihood": {"image": {"multiple": -90.0, "single": -89.0}, "image|label": {"multiple": -88.0, "single": None},
                               "joint": -91.0},
            "accuracy": {"label|image": 0.9}, "coherence": None, "train_seconds": 1.0, "eval_seconds": 2.0,
            "protocol": {"data": "digits", "seed": 3}}
-    combined = combine_seeds({3: row}, (3, 4))
-    assert combined["log_likelihood"] == row["log_likelihood"] and combined["seeds"] == [3]
-    assert combined["seed_std"]["log_likelihood"]["image"] == {"multiple": None, "single": None}
-    assert seed_rows(combined) == {3: row} and seed_rows(row) == {3: row}
-    assert combine_seeds({3: row}, (3,)) is row
-    markdown = render_markdown({"models": {ROW: combined}, "claims": [], "command": "c", "hardware": "h"})
+    assert combine_seeds({3: row}) is row and seed_rows(row) == {3: row}
+    markdown = render_markdown({"models": {ROW: row}, "claims": [], "command": "c", "hardware": "h"})
     assert "| -90.00 | -89.00 | -88.00 | — | -91.00 | 0.9000 | — | — | 3 |" in markdown
+    two = combine_seeds({3: row, 1: {**row, "seed": 1, "protocol": {"data": "digits", "seed": 1}}})
+    assert two["seeds"] == [1, 3] and seed_rows(two) == {1: two["per_seed"]["1"], 3: row}
+    assert two["seed_std"]["log_likelihood"]["image"] == {"multiple": 0.0, "single": 0.0}
+    assert two["seed_std"]["log_likelihood"]["image|label"]["single"] is None
 
 
 def test_worker_processes_give_the_table_of_one_process(tmp_path):
@@ -146,7 +150,7 @@ def test_a_failing_worker_stops_the_run_with_one_line(tmp_path):
 def test_ctrl_c_stops_every_worker_with_a_checkpoint_and_the_command_resumes(tmp_path):
     out = tmp_path / "table"
     command = [sys.executable, "-m", "jmvae", "reproduce", "digits", "--out", str(out), *TINY, "--epochs", "100",
-               "--seeds", "0,1", "--jobs", "2"]  # 1,500 steps a seed
+               "--seeds", "0,1,2", "--jobs", "2"]  # 1,500 steps a seed; seed 2 waits for a free worker
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
     latest = [out / "runs" / f"jmvae-kl-alpha0.1-seed{seed}" / "checkpoints" / "latest" for seed in (0, 1)]
     deadline = time.monotonic() + 300
@@ -159,7 +163,8 @@ def test_ctrl_c_stops_every_worker_with_a_checkpoint_and_the_command_resumes(tmp
     assert not (out / "table1.json").exists() or ROW not in json.loads((out / "table1.json").read_text())["models"]
     for path in latest:
         assert 0 < int(path.read_text().strip().split("-")[1]) < 1500  # stopped part way, with a checkpoint
+    assert not (out / "runs" / "jmvae-kl-alpha0.1-seed2").exists()  # nothing starts after Ctrl-C
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    assert "(at 0)" not in resumed.stderr and resumed.stderr.count("training to step 1500") == 2
-    assert json.loads((out / "table1.json").read_text())["models"][ROW]["seeds"] == [0, 1]
+    assert resumed.stderr.count("(at 0)") == 1 and resumed.stderr.count("training to step 1500") == 3
+    assert json.loads((out / "table1.json").read_text())["models"][ROW]["seeds"] == [0, 1, 2]

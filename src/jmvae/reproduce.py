@@ -24,7 +24,7 @@ import signal
 import statistics
 import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -140,7 +140,9 @@ def reproduce(
             if row is None:
                 pending.append((name, seed))
             else:
-                write_outputs(config.out, command, {name: {seed: row}}, config.training_seeds)
+                write_outputs(config.out, command, {name: {seed: row}})
+    for name, seed in pending:  # a wrong run folder stops the command before anything starts
+        check_run_matches(config.run_dir(name, seed), replace(config.train, seed=seed))
     if config.jobs > 1 and len(pending) > 1:
         if any(ROW_KINDS[name][0] != "vae" for name, _ in pending):
             work.coherence_judge(log)  # fitted once here rather than once per worker
@@ -196,7 +198,7 @@ class Reproduction:
             return None
         log(f"[{self.tag(name, seed)}] already in {where} with this protocol")
         missing = [key for key in ("coherence", "active_units") if key not in row]
-        if missing and run_dir.exists() and ckpt.latest_checkpoint(run_dir):
+        if missing and holds_model_of(run_dir, row, self.config.train.precision):
             log(f"[{self.tag(name, seed)}] adding what it was measured without: {', '.join(missing)}")
             model, _, _ = load_model(run_dir, self.config.train.device)
             if "coherence" in missing:
@@ -233,7 +235,7 @@ class Reproduction:
         if config.figures and seed == config.training_seeds[0]:
             log(f"[{tag}] figures in {config.out / 'figures' / run_folder_name(name)}")
             model_figures(model, run_dir, self.data, config.out / "figures" / run_folder_name(name), seed=config.evaluation.seed)
-        write_outputs(config.out, self.command, {name: {seed: row}}, config.training_seeds)
+        write_outputs(config.out, self.command, {name: {seed: row}})
         return row
 
 
@@ -257,31 +259,42 @@ def _run_in_worker(item: tuple[str, int]) -> tuple[str, int]:
     return item
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run_in_workers(work: Reproduction, pending: list[tuple[str, int]], jobs: int, log: Callable[[str], None]) -> None:
-    """Run the pending (row, seed) pairs in ``jobs`` worker processes that take them from one
-    queue in order, each with ``train.threads`` threads (default: the cores this process may use,
-    shared out). The first failure, or Ctrl-C, stops every worker (SIGTERM: a training run
-    checkpoints and stops, an evaluation in progress is dropped) and is raised here; every run
-    keeps its last checkpoint, so the same command resumes."""
-    threads = work.config.train.threads or max(1, len(os.sched_getaffinity(0)) // jobs)
+    """Run the pending (row, seed) pairs in up to ``jobs`` worker processes, handing each worker
+    the next pair when it finishes one, each with ``train.threads`` threads (default: the cores
+    this process may use, shared out). The first failure, Ctrl-C or SIGTERM stops every worker
+    (SIGTERM: a training run checkpoints and stops, an evaluation in progress is dropped) and is
+    raised here; no pair starts after it, and every run keeps its last checkpoint, so the same
+    command resumes."""
+    jobs = min(jobs, len(pending))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = work.config.train.threads or max(1, cores // jobs)
     log(f"running {len(pending)} models in {jobs} worker processes, {threads} thread{'s' if threads > 1 else ''} each")
+    queue = list(reversed(pending))
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
                                initargs=(work, threads))
-    futures = []
+    running: set[Future] = set()
     try:
-        futures = [pool.submit(_run_in_worker, item) for item in pending]
-        for future in as_completed(futures):
-            name, seed = future.result()
-            log(f"[{work.tag(name, seed)}] done")
+        while queue or running:
+            while queue and len(running) < jobs:  # never more than one pair a worker: nothing waits queued
+                running.add(pool.submit(_run_in_worker, queue.pop()))
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name, seed = future.result()
+                log(f"[{work.tag(name, seed)}] done")
     except BaseException:
-        for future in futures:
-            future.cancel()
         for process in list(getattr(pool, "_processes", {}).values()):  # the executor has no public way to stop them
             if process.is_alive():
                 process.terminate()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def same_protocol(row: dict[str, Any], protocol: dict[str, Any]) -> bool:
@@ -292,6 +305,16 @@ def read_evaluation(run_dir: Path) -> dict[str, Any] | None:
     """The row ``reproduce`` stored in a run folder after evaluating it (None if there is none)."""
     path = run_dir / "evaluation.json"
     return ckpt.read_json(path) if path.is_file() else None
+
+
+def holds_model_of(run_dir: Path, row: dict[str, Any], precision: str) -> bool:
+    """Whether ``run_dir``'s latest checkpoint is the model ``row`` was measured on: the same
+    seed, training precision and step."""
+    latest = ckpt.latest_checkpoint(run_dir) if (run_dir / "config.json").is_file() else None
+    if latest is None:
+        return False
+    saved = ckpt.load_run_config(run_dir).train
+    return (saved.seed, saved.precision, ckpt.read_json(latest / "state.json")["step"]) == (row["seed"], precision, row["steps"])
 
 
 def check_run_matches(run_dir: Path, train_config: TrainConfig) -> None:
@@ -316,13 +339,13 @@ def seed_rows(entry: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
     return {} if seed is None else {int(seed): entry}
 
 
-def combine_seeds(done: dict[int, dict[str, Any]], seeds: tuple[int, ...]) -> dict[str, Any]:
-    """The table row of a model: the run itself for a single seed; for several seeds the mean of
-    every cell over the seeds done so far, the sample standard deviation (``seed_std``, None
-    below two seeds) and each seed's row (``per_seed``)."""
-    if len(seeds) == 1:
-        return done[seeds[0]]
-    order = [s for s in seeds if s in done]
+def combine_seeds(done: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The table row of a model from its seeds' rows: the run itself for one seed; for several the
+    mean of every cell over the seeds, the sample standard deviation (``seed_std``) and each
+    seed's row (``per_seed``)."""
+    if len(done) == 1:
+        return next(iter(done.values()))
+    order = sorted(done)
     rows = [done[s] for s in order]
     first = rows[0]
     coherence = None
@@ -351,8 +374,8 @@ def combine_seeds(done: dict[int, dict[str, Any]], seeds: tuple[int, ...]) -> di
     }
 
 
-def seed_std(values: list[float]) -> float | None:
-    return statistics.stdev(values) if len(values) > 1 else None
+def seed_std(values: list[float]) -> float:
+    return statistics.stdev(values)
 
 
 def tree_statistic(trees: list[Any], statistic: Callable[[list[float]], float | None]) -> Any:
@@ -382,20 +405,20 @@ def read_table(out: Path) -> dict[str, Any]:
     return json.loads(path.read_text())["models"] if path.is_file() else {}
 
 
-def write_outputs(out: Path, command: str, runs: dict[str, dict[int, dict[str, Any]]] | None = None,
-                  seeds: tuple[int, ...] = ()) -> dict[str, Any]:
+def write_outputs(out: Path, command: str, runs: dict[str, dict[int, dict[str, Any]]] | None = None) -> dict[str, Any]:
     """Merge newly measured ``runs`` ({row: {seed: its row}}) into table1.json under a lock, re-check
-    the claims, rewrite table1.md and report.md. A row's other seeds of ``seeds`` already in the
-    table with the same protocol are kept, so processes that measure different seeds of one row
-    add up instead of overwriting each other."""
+    the claims, rewrite table1.md and report.md. Every other seed of a row already in the table
+    with the same protocol is kept (a row shows all the seeds measured with its protocol), so
+    commands that measure different seeds of one row add up instead of overwriting each other;
+    seeds of another protocol are replaced."""
     with open(out / ".table1.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         models = read_table(out)
         for name, new in (runs or {}).items():
             measured = {**PROTOCOL_DEFAULTS, **next(iter(new.values())).get("protocol", {})}
             kept = {seed: row for seed, row in seed_rows(models.get(name)).items()
-                    if seed in seeds and same_protocol(row, {**measured, "seed": seed})}
-            models[name] = combine_seeds({**kept, **new}, seeds)
+                    if same_protocol(row, {**measured, "seed": seed})}
+            models[name] = combine_seeds({**kept, **new})
         order = [row_name(k, a) for k, a in ROWS]
         models = dict(sorted(models.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
         table = {"models": models, "claims": check_claims(models), "command": command, "hardware": hardware()}
