@@ -5,10 +5,10 @@ checkpoint), and a model whose evaluation is stored with the same protocol is no
 again. The table and the claims are rewritten from whatever has been measured so far.
 
 Several training seeds per row (``seeds``): each seed trains in its own run folder
-(``RUNS/<row>-seed<s>``) and is evaluated on the same test set with the same evaluation seed;
-the row then holds the mean of every cell over the seeds, their sample standard deviation
-(``seed_std``, n - 1 in the denominator) and each seed's own row (``per_seed``). The claims are
-checked on the means. Runs of one 100-epoch MNIST model differ by about a nat from seed to
+(``RUNS/<row>-seed<s>``) and is evaluated on the same test set with the same evaluation seed.
+A row holds every seed measured with its protocol, by this command or earlier ones: the mean of
+every cell over them, their sample standard deviation (``seed_std``, n - 1 in the denominator)
+and each seed's own row (``per_seed``). The claims are checked on the means. Runs of one 100-epoch MNIST model differ by about a nat from seed to
 seed (docs/benchmarks.md), more than the test-set standard error of a cell (about 0.25), so a
 single run cannot separate rows closer than that.
 """
