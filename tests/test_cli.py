@@ -51,6 +51,7 @@ def test_evaluate_json_has_the_contracted_keys(run_dir):
 def test_evaluate_text_output(run_dir):
     done = jmvae("evaluate", str(run_dir), "--k", "5", "--n-prior", "10", "--limit", "10", "--no-progress")
     assert done.returncode == 0 and "log p(image|label) multiple" in done.stdout
+    assert "active units of 8: q(z|image,label) " in done.stdout and "q(z|label) " in done.stdout
 
 
 @pytest.mark.parametrize("command", [["evaluate", "--k", "2", "--n-prior", "2", "--limit", "4", "--json"],

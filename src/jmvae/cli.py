@@ -358,6 +358,8 @@ def command_evaluate(args: argparse.Namespace) -> int:
         for key, value in result["accuracy"].items():
             if value is not None:
                 print(f"  accuracy {key}: {value:.4f}")
+        units = ", ".join(f"q(z|{given.replace('+', ',')}) {count}" for given, count in result["active_units"].items())
+        print(f"  active units of {model.config.latent_dim}: {units}")
     return 0
 
 
