@@ -76,3 +76,12 @@ def test_editing_doc_matches_the_committed_measurement():
         row = json.loads(line)
         shift, joint = row["edit_success"]["shift"], row["edit_success"]["joint"]
         assert f"| {row['model']} | {shift:.3f} | {joint:.3f} |" in doc, row
+
+
+def test_readme_seed_spread_matches_the_committed_results():
+    """The README's mean ± standard deviation over seeds is the committed --seeds table, rounded as shown."""
+    import json
+
+    row = json.loads((ROOT / "results" / "mnist-seeds-fp32" / "table1.json").read_text())["models"]["jmvae-kl(alpha=0.1)"]
+    mean, std = row["log_likelihood"]["image"]["multiple"], row["seed_std"]["log_likelihood"]["image"]["multiple"]
+    assert row["seeds"] == [1, 2, 3] and f"**{mean:.2f} ± {std:.2f}**" in README

@@ -314,8 +314,8 @@ def train(
     # bf16: autocast on every device. oneDNN's float32 products with bfloat16 internals
     # (set_float32_matmul_precision("medium")) were faster on a Xeon with AMX (1.18-1.23x a float32
     # step against autocast's 1.11-1.15x) but slower on an AMD EPYC (1.08x against 1.52x); autocast is
-    # also what GPUs use. (Single 100-epoch runs of either land about 1 nat apart, as float32 runs do:
-    # docs/benchmarks.md, "Does bf16 training give the same model?".)
+    # also what GPUs use. (100-epoch runs of either land at the levels float32 runs land at, set by
+    # the number of active latent units: docs/benchmarks.md, "Does bf16 training give the same model?".)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=train_config.precision == "bf16")
     loss_fn = compiled_loss(model) if train_config.compile else model.loss
     interrupted = False
