@@ -215,8 +215,7 @@ class Reproduction:
         kind, alpha = ROW_KINDS[name]
         model_config = ModelConfig(kind, self.data.modalities, config.latent_dim, config.hidden_dim, alpha=alpha)
         run_dir = config.run_dir(name, seed)
-        train_config = replace(config.train, seed=seed)
-        check_run_matches(run_dir, train_config)
+        train_config = replace(config.train, seed=seed)  # its run folder was checked by reproduce()
         latest = ckpt.latest_checkpoint(run_dir) if run_dir.exists() else None
         done_step = ckpt.read_json(latest / "state.json")["step"] if latest else 0
         if done_step < self.steps_needed:
@@ -356,26 +355,23 @@ def combine_seeds(done: dict[int, dict[str, Any]]) -> dict[str, Any]:
                      "judge_test_accuracy": statistics.fmean(r["coherence"]["judge_test_accuracy"] for r in rows)}
     protocol = {k: v for k, v in first["protocol"].items() if k != "seed"}
     units = all(r.get("active_units") for r in rows)  # rows evaluated before active units were counted lack them
+
+    def over_seeds(statistic: Callable[[list[float]], float]) -> dict[str, Any]:
+        """``statistic`` over the seeds of every cell, accuracy and active-unit count."""
+        return {key: tree_statistic([r[key] for r in rows], statistic) if key != "active_units" or units else {}
+                for key in ("log_likelihood", "accuracy", "active_units")}
+
     return {
         "model": first["model"], "k": first["k"], "n_prior": first["n_prior"], "n_test": first["n_test"],
-        "log_likelihood": tree_statistic([r["log_likelihood"] for r in rows], statistics.fmean),
-        "accuracy": tree_statistic([r["accuracy"] for r in rows], statistics.fmean),
+        **over_seeds(statistics.fmean),
         "coherence": coherence,
-        "active_units": tree_statistic([r["active_units"] for r in rows], statistics.fmean) if units else {},
-        "seed_std": {"log_likelihood": tree_statistic([r["log_likelihood"] for r in rows], seed_std),
-                     "accuracy": tree_statistic([r["accuracy"] for r in rows], seed_std),
-                     "coherence": seed_std(values) if coherence else None,
-                     "active_units": tree_statistic([r["active_units"] for r in rows], seed_std) if units else {}},
+        "seed_std": {**over_seeds(statistics.stdev), "coherence": statistics.stdev(values) if coherence else None},
         "seeds": order, "epochs": first["epochs"], "steps": first["steps"],
         "train_seconds": round(statistics.fmean(r["train_seconds"] for r in rows), 1),
         "eval_seconds": round(statistics.fmean(r["eval_seconds"] for r in rows), 2),
         "protocol": {**protocol, "seeds": order},
         "per_seed": {str(s): done[s] for s in order},
     }
-
-
-def seed_std(values: list[float]) -> float:
-    return statistics.stdev(values)
 
 
 def tree_statistic(trees: list[Any], statistic: Callable[[list[float]], float | None]) -> Any:
