@@ -132,7 +132,13 @@ def shutdown() -> None:
     A gloo group left to the interpreter's exit can abort the process ("terminate called without
     an active exception": its threads are destroyed while still joinable), which turned about one
     sharded evaluation in three into a failed launch. ``setup`` registers it to run at exit, so
-    the CLI and scripts that call ``train``/``evaluate`` under torchrun both leave cleanly.
+    the CLI and scripts that call ``train``/``evaluate`` under torchrun both leave cleanly. The
+    ranks meet at a barrier first: without it, one launch of a clean-clone CI run on 2026-11-30
+    still aborted that way (0 of 23 launches did by hand that day).
     """
     if dist.is_available() and dist.is_initialized():
+        try:  # every rank done with its collectives before any tears the group down (bounded: a dead rank costs 30 s)
+            dist.monitored_barrier(timeout=timedelta(seconds=30)) if dist.get_backend() == "gloo" else dist.barrier()
+        except Exception:  # noqa: BLE001 - leaving anyway; the group is destroyed below
+            pass
         dist.destroy_process_group()
