@@ -49,7 +49,9 @@ class Modality:
     """One named modality and the likelihood that models it.
 
     - ``bernoulli``: independent Bernoulli per element (binarized images, binary attributes);
-      data are floats in {0, 1} (or [0, 1] intensities), shape ``shape``.
+      data are floats in {0, 1} (or [0, 1] intensities), shape ``shape``; log p(x | z) is
+      sum_d x_d l_d - softplus(l_d) for logits l, the Bernoulli log-probability for binary data
+      and the cross-entropy (not a normalised density over [0, 1]) for intensities.
     - ``categorical``: one class out of ``shape[0]``; data are int64 class indices, shape ().
     - ``gaussian``: independent Normal per element; ``scale`` is its fixed standard deviation,
       or ``None`` to let the decoder learn a per-element scale. ``mean_activation="tanh"`` squashes

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
+from jmvae.distributions import draw
 from jmvae.models.base import Batch, MultimodalModel
 
 TargetSets = Sequence[Sequence[str]]
@@ -103,15 +104,11 @@ def iw_log_likelihood(
 def sample(proposal: Distribution, s: int, batch_size: int, generator: torch.Generator | None) -> Tensor:
     """s samples of shape (S, B, L); a proposal without batch shape is drawn for every datum.
 
-    With a ``generator``, a (diagonal) Gaussian proposal is sampled as loc + scale * eps.
+    With a ``generator`` the draw is ``distributions.draw``'s: exactly the proposal, reproducibly
+    (a proposal it cannot draw that way is refused, never replaced by a Gaussian).
     """
-    batch_shape = tuple(proposal.batch_shape) or (batch_size,)
-    if generator is None:
-        return proposal.sample((s,) if proposal.batch_shape else (s, batch_size))
-    base = proposal.base_dist if hasattr(proposal, "base_dist") else proposal
-    loc, scale = base.loc, base.scale
-    eps = torch.randn((s, *batch_shape, *proposal.event_shape), generator=generator, device=loc.device, dtype=loc.dtype)
-    return loc + scale * eps
+    shape = (s,) if proposal.batch_shape else (s, batch_size)
+    return proposal.sample(shape) if generator is None else draw(proposal, shape, generator)
 
 
 @torch.inference_mode()

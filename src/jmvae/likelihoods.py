@@ -52,14 +52,22 @@ def distribution(modality: Modality, params: Tensor) -> Distribution:
 def log_prob(modality: Modality, params: Tensor, value: Tensor) -> Tensor:
     """log p(value | params), summed over the modality's elements; shape ``params.shape[:-1]``.
 
-    Same number as ``distribution(modality, params).log_prob(value)``. For Bernoulli data it is
-    computed as sum_d log sigmoid((2 x_d - 1) l_d) (logits l): two passes over the decoder's
-    output instead of binary cross-entropy's five, which matters when an importance-weighted
-    bound decodes k x batch images.
+    Same number as ``distribution(modality, params).log_prob(value)``. For Bernoulli data with
+    logits l and values x in [0, 1] it is sum_d x_d l_d - softplus(l_d) (minus the binary cross-
+    entropy: the Bernoulli log-probability for binary x, the cross-entropy for [0, 1]
+    intensities). It is linear in x, so it is computed as its value at the nearest binary
+    b = round(x) plus the slope times the rest,
+
+        x l - softplus(l) = log sigmoid((2b - 1) l) + (x - b) l,
+
+    which has no cancellation for confident logits and is bit for bit log sigmoid((2x - 1) l),
+    the binary-only form used before, when x is binary (its cost beside that form and beside
+    binary cross-entropy: ``benchmarks/bernoulli_log_prob.py``, docs/benchmarks.md).
     """
     if modality.likelihood == "bernoulli":
-        sign = (2 * value - 1).reshape(*value.shape[: value.dim() - len(modality.shape)], -1)
-        return F.logsigmoid(params * sign).sum(-1)
+        flat = value.reshape(*value.shape[: value.dim() - len(modality.shape)], -1)
+        nearest = flat.round()  # the nearest of {0, 1}
+        return F.logsigmoid(params * (2 * nearest - 1)).sum(-1) + (params * (flat - nearest)).sum(-1)
     return distribution(modality, params).log_prob(value)
 
 

@@ -1,0 +1,66 @@
+r"""Reproducible reparameterised draws from ``torch.distributions`` objects.
+
+``torch.distributions`` samples from torch's global generator only. The importance-weighted
+estimator draws from a ``torch.Generator`` of its own (seeded per test batch, so sharded
+evaluation gathers the single-process numbers), so it needs a draw that takes a generator and
+is *exactly* the proposal whose ``log_prob`` weighs the sample:
+
+- Normal:              z = loc + scale * eps,                       eps ~ N(0, I)
+- MultivariateNormal:  z = loc + L eps (L the Cholesky factor of the covariance)
+- Independent:         the base distribution's draw (event dims only change ``log_prob``)
+- TransformedDistribution (LogNormal, ...): the transforms applied to the base's draw
+- any other distribution with an inverse CDF (Laplace, Cauchy, Uniform, Exponential, ...):
+                       z = F^{-1}(u),  u ~ U(eps, 1 - eps) elementwise (inverse-transform sampling)
+
+Anything else (StudentT, Gamma, mixtures, ...) is refused with a ``TypeError`` naming it: a
+silent Gaussian draw weighted by another density's ``log_prob`` is a biased estimate.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Size, Tensor
+from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, TransformedDistribution
+
+
+def draw(dist: Distribution, sample_shape: tuple[int, ...] | Size, generator: torch.Generator | None = None) -> Tensor:
+    """A sample of shape ``sample_shape + batch_shape + event_shape`` drawn with ``generator``
+    (reparameterised: differentiable in the distribution's parameters); see the module docstring
+    for the draw each family gets. ``generator=None``: torch's own ``rsample`` (or ``sample``).
+    """
+    sample_shape = Size(sample_shape)
+    if generator is None:
+        return dist.rsample(sample_shape) if dist.has_rsample else dist.sample(sample_shape)
+    if isinstance(dist, Independent):
+        return draw(dist.base_dist, sample_shape, generator)
+    if isinstance(dist, TransformedDistribution):
+        value = draw(dist.base_dist, sample_shape, generator)
+        for transform in dist.transforms:
+            value = transform(value)
+        return value
+    if isinstance(dist, Normal):
+        return dist.loc + dist.scale * standard_normal(dist._extended_shape(sample_shape), dist.loc, generator)
+    if isinstance(dist, MultivariateNormal):
+        eps = standard_normal(dist._extended_shape(sample_shape), dist.loc, generator)
+        return dist.loc + (dist.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+    return inverse_cdf_draw(dist, sample_shape, generator)
+
+
+def standard_normal(shape: Size, like: Tensor, generator: torch.Generator) -> Tensor:
+    return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+def inverse_cdf_draw(dist: Distribution, sample_shape: Size, generator: torch.Generator) -> Tensor:
+    """F^{-1}(u) for u uniform in (eps, 1 - eps); ``TypeError`` if ``dist`` has no inverse CDF."""
+    shape = dist._extended_shape(sample_shape)
+    like = dist.mean
+    tiny = torch.finfo(like.dtype).eps
+    u = torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype).clamp(tiny, 1 - tiny)
+    try:
+        return dist.icdf(u)
+    except NotImplementedError:
+        raise TypeError(
+            f"cannot draw a reproducible sample from a {type(dist).__name__} proposal (no inverse CDF); "
+            "use a Normal, MultivariateNormal, a transformed or an invertible-CDF distribution, "
+            "or pass generator=None to sample from torch's global generator"
+        ) from None
