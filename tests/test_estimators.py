@@ -194,13 +194,13 @@ def test_an_unbatched_proposal_is_drawn_for_every_datum():
 
 
 def test_a_product_of_experts_is_sampled_with_its_precision_weighted_moments():
-    a, b = diagonal([[0.0, 2.0]], [[1.0, 0.5]]), diagonal([[4.0, 2.0]], [[1.0, 1.0]])
+    a, b = diagonal([[0.0, 2.0]], [[0.5, 1.0]]), diagonal([[4.0, -2.0]], [[1.0, 0.25]])
     poe = product_of_gaussians([a, b])
-    precision = a.base_dist.scale.pow(-2) + b.base_dist.scale.pow(-2)
-    mean = (a.mean * a.base_dist.scale.pow(-2) + b.mean * b.base_dist.scale.pow(-2)) / precision
+    precision = torch.tensor([[4.0 + 1.0, 1.0 + 16.0]], dtype=torch.float64)  # 1 / scale^2, summed
+    mean = torch.tensor([[(0.0 * 4 + 4.0 * 1) / 5, (2.0 * 1 - 2.0 * 16) / 17]], dtype=torch.float64)
+    torch.testing.assert_close(poe.mean, mean)
     z = sample(poe, 20_000, 1, torch.Generator().manual_seed(3))
     assert_moments(z, mean, precision.rsqrt())
-    torch.testing.assert_close(mean, torch.tensor([[2.0, 2.0]], dtype=torch.float64))
 
 
 def test_a_full_covariance_proposal_is_drawn_with_its_covariance():
