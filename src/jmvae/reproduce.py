@@ -23,6 +23,7 @@ import platform
 import signal
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -238,7 +239,7 @@ class Reproduction:
         return row
 
 
-_worker: dict[str, Reproduction] = {}  # a worker process's Reproduction, set by _start_worker
+_worker: dict[str, Any] = {}  # a worker process's Reproduction and whether it is running a pair
 
 
 def log_to_stderr(message: str) -> None:
@@ -247,14 +248,26 @@ def log_to_stderr(message: str) -> None:
 
 def _start_worker(work: Reproduction, threads: int) -> None:
     # Ctrl-C reaches the whole process group: training catches it (checkpoint, stop) through its
-    # own handler; elsewhere a worker leaves it to the parent, which stops every worker
+    # own handler; elsewhere a worker leaves it to the parent, which then asks every worker to stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_worker)
     torch.set_num_threads(threads)
-    _worker["work"] = work
+    _worker.update(work=work, busy=False)
+
+
+def _stop_worker(signum: int, frame: Any) -> None:
+    """SIGTERM outside training: abandon the pair being run (an evaluation), as an exception that
+    travels back to the parent like any other; an idle worker waits for the executor's exit signal."""
+    if _worker.get("busy"):
+        raise KeyboardInterrupt
 
 
 def _run_in_worker(item: tuple[str, int]) -> tuple[str, int]:
-    _worker["work"].run(*item, False, log_to_stderr)
+    _worker["busy"] = True
+    try:
+        _worker["work"].run(*item, False, log_to_stderr)
+    finally:
+        _worker["busy"] = False
     return item
 
 
@@ -262,13 +275,43 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+STOP_GRACE_SECONDS = 120.0  # how long stopping workers may take to checkpoint before they are killed
+
+
+def stop_workers(pool: ProcessPoolExecutor, log: Callable[[str], None]) -> None:
+    """Ask every worker to stop (SIGTERM: a training run checkpoints and stops, an evaluation is
+    abandoned), let them finish that, and kill any still alive after ``STOP_GRACE_SECONDS``.
+
+    Workers are never killed at once: a process killed while it holds one of the executor's queue
+    locks would leave the others waiting on it for ever. Signals to this process while it waits
+    are ignored (the workers are already stopping)."""
+    processes = [p for p in getattr(pool, "_processes", {}).values()]  # the executor has no public handle
+    handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for process in processes:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+        pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+        for process in processes:
+            if process.is_alive():
+                log(f"worker {process.pid} did not stop within {STOP_GRACE_SECONDS:g} s; killing it")
+                process.kill()
+                process.join()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
 def run_in_workers(work: Reproduction, pending: list[tuple[str, int]], jobs: int, log: Callable[[str], None]) -> None:
     """Run the pending (row, seed) pairs in up to ``jobs`` worker processes, handing each worker
     the next pair when it finishes one, each with ``train.threads`` threads (default: the cores
     this process may use, shared out). The first failure, Ctrl-C or SIGTERM stops every worker
-    (SIGTERM: a training run checkpoints and stops, an evaluation in progress is dropped) and is
-    raised here; no pair starts after it, and every run keeps its last checkpoint, so the same
-    command resumes."""
+    (``stop_workers``: a training run checkpoints and stops, an evaluation in progress is dropped)
+    and is raised here once they have exited; no pair starts after it, and every run keeps its
+    last checkpoint, so the same command resumes."""
     jobs = min(jobs, len(pending))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     threads = work.config.train.threads or max(1, cores // jobs)
@@ -287,9 +330,7 @@ def run_in_workers(work: Reproduction, pending: list[tuple[str, int]], jobs: int
                 name, seed = future.result()
                 log(f"[{work.tag(name, seed)}] done")
     except BaseException:
-        for process in list(getattr(pool, "_processes", {}).values()):  # the executor has no public way to stop them
-            if process.is_alive():
-                process.terminate()
+        stop_workers(pool, log)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
