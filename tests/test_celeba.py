@@ -467,6 +467,27 @@ def test_cli_evaluates_faces_with_the_table_2_protocol(fixture_dir, tmp_path):
     assert (result["k"], result["n_prior"], result["n_test"]) == (10, 10, 2)
     assert set(result["log_likelihood"]) == {"image", "image|attributes", "joint"}
     assert 0 <= result["accuracy"]["attributes|image"] <= 1
+    check = result["n_prior_check"]  # Table 2's N_w = 10 beside N_w = 1000 (docs/bounds.md)
+    assert check["n_prior"] == 1000 and set(check["image|attributes"]) == {"multiple", "single"}
+    shift = result["log_likelihood"]["image|attributes"]["multiple"] - check["image|attributes"]["multiple"]
+    assert shift == pytest.approx(check["log_p_w"] - result["log_p_w"], abs=0.01)  # float32 sums of ~1e4 nats
+
+
+def test_the_papers_tanh_gaussian_attributes_can_be_trained_from_the_command_line(fixture_dir, tmp_path):
+    from test_cli import jmvae as run_cli
+
+    out = tmp_path / "run"
+    done = run_cli("train", "--data", "celeba", "--data-dir", str(fixture_dir), "--attributes", "tanh-gaussian",
+                   "--max-steps", "1", "--batch-size", "2", "--latent-dim", "4", "--hidden-dim", "16", "--no-progress",
+                   "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    attributes = json.loads((out / "config.json").read_text())["model"]["modalities"][1]
+    assert (attributes["likelihood"], attributes["mean_activation"]) == ("gaussian", "tanh")
+    done = run_cli("evaluate", str(out), "--data-dir", str(fixture_dir), "--json", "--no-progress", "--n-prior-check", "50")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["n_prior_check"]["n_prior"] == 50
+    done = run_cli("train", "--data", "digits", "--attributes", "tanh-gaussian", "--out", str(tmp_path / "digits"))
+    assert done.returncode == 2 and "--attributes" in done.stderr
 
 
 def test_paper_jmvae_gan_end_to_end_on_the_real_partial_celeba(celeba_partial_dir, tmp_path, monkeypatch):

@@ -139,3 +139,23 @@ def test_conditional_baselines_rise_with_k_and_stay_below_the_truth(kind):
     values = [evaluate(lc.model, data, EvalConfig(k=k, chunk=CHUNK, batch_size=30, seed=3))["log_likelihood"]["x|w"]["multiple"]
               for k in KS]
     assert_rises_and_stays_below(values, lc.truth(data)["x|w"])
+
+
+def test_a_small_n_w_inflates_the_conditional_cells_and_the_check_shows_by_how_much():
+    """log p^(w) from N_w = 10 prior draws underestimates log p(w) (a log-mean-exp), so x|w, a
+    bound minus it, lands above the truth; the n_prior_check entry recomputes it with a large N."""
+    lg = LinearJMVAE.build("jmvae-kl", w_gains=(1.2, 0.9, 0.5))  # an informative w: p(w | z) is peaked
+    data = lg.data(N_TEST)
+    truth = lg.truth(data)
+    result = evaluate(lg.model, data, EvalConfig(k=7, n_prior=10, n_prior_check=N_W, chunk=CHUNK, batch_size=30, seed=3))
+    check = result["n_prior_check"]
+    assert check["n_prior"] == N_W
+    assert result["log_p_w"] < truth["w"] - 0.05  # the bias at N_w = 10
+    assert check["log_p_w"] == pytest.approx(truth["w"], abs=0.03)
+    protocol = result["log_likelihood"]["x|w"]["multiple"]
+    assert protocol > truth["x|w"] + 0.05  # with the exact joint encoder: all the excess is log p^(w)'s bias
+    assert check["x|w"]["multiple"] == pytest.approx(truth["x|w"], abs=0.03)
+    assert protocol - check["x|w"]["multiple"] == pytest.approx(check["log_p_w"] - result["log_p_w"], abs=1e-6)
+    # the protocol's numbers are the same with or without the check
+    plain = evaluate(lg.model, data, EvalConfig(k=7, n_prior=10, chunk=CHUNK, batch_size=30, seed=3))
+    assert plain["log_likelihood"] == result["log_likelihood"] and plain["n_prior_check"] is None
