@@ -3,14 +3,19 @@
 Appendix E of the paper shows, by pictures, that images generated from a label alone are
 recognisable digits with JMVAE-kl and collapse with JMVAE-zero. This module turns the pictures
 into a number: draw n images per class c from the model (z from its generation latent given
-w = c, the image as the mean of p(x | z)), let an independent *judge* classify them, and report
+w = c), let an independent *judge* classify them, and report
 
     coherence = (1 / C) * sum_c  #{generated from c and judged c} / n,
 
 the class-balanced accuracy of the judge on generated images (chance: 1 / C). The judge is a
 one-hidden-layer MLP fitted on the real training images and labels with a fixed seed; its
 accuracy on the real test images is reported beside the coherence so a reader knows how much to
-trust it.
+trust it, and it is measured on the kind of input it judges (``JUDGED_ON``): for a Bernoulli
+image modality (binarised MNIST) every image the judge sees is binary: the training images
+re-binarised at each epoch, the test set binarised once, and generated images drawn as binary
+samples x ~ p(x | z) (not the decoder's means, which are grey levels no real binarised image
+has). Other image modalities are judged on the means of p(x | z), fitted and tested on the data
+as they are.
 """
 
 from __future__ import annotations
@@ -24,12 +29,22 @@ from jmvae.generation import generate
 from jmvae.models import MultimodalModel
 
 
+JUDGED_ON = {True: "binary samples of p(x|z); judge fitted and tested on binarised images",
+             False: "means of p(x|z); judge fitted and tested on the data as given"}
+
+
 @dataclass
 class Judge:
-    """A classifier of flat images in [0, 1] and its accuracy on real held-out images."""
+    """A classifier of flat images and its accuracy on real held-out images; ``binary``: it is
+    fitted, tested and applied on binary images (see the module docstring)."""
 
     network: nn.Module
     test_accuracy: float
+    binary: bool = False
+
+    @property
+    def judged_on(self) -> str:
+        return JUDGED_ON[self.binary]
 
     @torch.inference_mode()
     def classify(self, images: Tensor, batch_size: int = 2000) -> Tensor:
@@ -41,10 +56,13 @@ class Judge:
 
 
 def fit_judge(train_images: Tensor, train_labels: Tensor, test_images: Tensor, test_labels: Tensor,
-              epochs: int = 5, hidden: int = 512, batch_size: int = 128, lr: float = 1e-3, seed: int = 0) -> Judge:
+              epochs: int = 5, hidden: int = 512, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
+              binary: bool = False) -> Judge:
     """Fit the judge (flat pixels -> ``hidden`` ReLU -> classes, cross-entropy, Adam) on real data.
 
-    Images are intensities in [0, 1] (any shape after the batch dimension); labels int64."""
+    Images have any shape after the batch dimension; labels int64. ``binary``: the training
+    images are intensities in [0, 1] re-binarised (pixel ~ Bernoulli(intensity), seeded) at every
+    epoch, and the test images are already binary, as the model's own training and test sets."""
     n_classes = int(train_labels.max()) + 1
     x = train_images.reshape(len(train_images), -1).float()
     y = train_labels.long()
@@ -54,15 +72,16 @@ def fit_judge(train_images: Tensor, train_labels: Tensor, test_images: Tensor, t
         network = nn.Sequential(nn.Linear(x.shape[1], hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
     optimizer = torch.optim.Adam(network.parameters(), lr=lr)
     for _ in range(epochs):
+        seen = torch.bernoulli(x, generator=generator) if binary else x
         order = torch.randperm(len(x), generator=generator)
         for start in range(0, len(x), batch_size):
             rows = order[start : start + batch_size]
-            loss = nn.functional.cross_entropy(network(x[rows]), y[rows])
+            loss = nn.functional.cross_entropy(network(seen[rows]), y[rows])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
     network.eval()
-    judge = Judge(network, 0.0)
+    judge = Judge(network, 0.0, binary)
     judge.test_accuracy = float((judge.classify(test_images) == test_labels.cpu()).float().mean())
     return judge
 
@@ -74,14 +93,20 @@ def coherence(judge: Judge, images_by_class: list[Tensor]) -> float:
 
 @torch.inference_mode()
 def images_from_labels(model: MultimodalModel, image: str, label: str, n_classes: int, per_class: int,
-                       seed: int = 0) -> list[Tensor]:
-    """``per_class`` images (means of p(x | z)) generated from each class of ``label`` alone."""
+                       seed: int = 0, binary: bool = False) -> list[Tensor]:
+    """``per_class`` images generated from each class of ``label`` alone: the means of p(x | z),
+    or with ``binary`` one binary draw x ~ p(x | z) per z (Bernoulli images), both seeded."""
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    return [generate(model, {label: torch.tensor([c])}, per_class, generator)[image].mean.cpu() for c in range(n_classes)]
+    out = []
+    for c in range(n_classes):
+        means = generate(model, {label: torch.tensor([c])}, per_class, generator)[image].mean
+        out.append((torch.bernoulli(means, generator=generator) if binary else means).cpu())
+    return out
 
 
 def label_coherence(model: MultimodalModel, judge: Judge, image: str, label: str, n_classes: int,
                     per_class: int = 100, seed: int = 0) -> float:
-    """Coherence (see the module docstring) of ``per_class`` images generated from each label."""
-    return coherence(judge, images_from_labels(model, image, label, n_classes, per_class, seed))
+    """Coherence (see the module docstring) of ``per_class`` images generated from each label,
+    of the kind the judge was fitted on (binary draws for a binary judge, else means)."""
+    return coherence(judge, images_from_labels(model, image, label, n_classes, per_class, seed, judge.binary))

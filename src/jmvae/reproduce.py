@@ -183,8 +183,9 @@ class Reproduction:
         if self.judge is None:
             image, label = (m.name for m in self.data.modalities[:2])
             log(f"fitting the coherence judge on the {len(self.data.train[image])} training images")
+            binary = self.data.modalities[0].likelihood == "bernoulli"  # judged on binary images, as the data
             self.judge = fit_judge(self.data.train[image], self.data.train[label], self.data.test[image],
-                                   self.data.test[label], seed=self.config.train.seed)
+                                   self.data.test[label], seed=self.config.train.seed, binary=binary)
         return self.judge
 
     def stored(self, name: str, seed: int, log: Callable[[str], None]) -> dict[str, Any] | None:
@@ -199,6 +200,8 @@ class Reproduction:
             return None
         log(f"[{self.tag(name, seed)}] already in {where} with this protocol")
         missing = [key for key in ("coherence", "active_units") if key not in row]
+        if row.get("coherence") and "judged_on" not in row["coherence"]:  # judged on means, before the judge saw binary images
+            missing.append("coherence")
         if missing and holds_model_of(run_dir, row, self.config.train.precision):
             log(f"[{self.tag(name, seed)}] adding what it was measured without: {', '.join(missing)}")
             model, _, _ = load_model(run_dir, self.config.train.device)
@@ -433,7 +436,7 @@ def coherence_cell(model: Any, judge: Callable[[], Judge], seed: int) -> dict[st
     n_classes = model.config.modality(label).shape[0]
     value = label_coherence(model, judged_by, image, label, n_classes, COHERENCE_PER_CLASS, seed)
     return {f"{image}|{label}": value, "per_class": COHERENCE_PER_CLASS, "chance": 1 / n_classes,
-            "judge_test_accuracy": judged_by.test_accuracy}
+            "judge_test_accuracy": judged_by.test_accuracy, "judged_on": judged_by.judged_on}
 
 
 def read_table(out: Path) -> dict[str, Any]:
@@ -650,6 +653,7 @@ def render_markdown(table: dict[str, Any]) -> str:
             lines += ["", f"Coherence x|w: the share of {judged[0]['per_class']} images generated from each label alone that "
                       "an independent classifier (an MLP fitted on the real training images; "
                       f"{judged[0]['judge_test_accuracy']:.4f} accurate on the real test images) assigns to that label, "
+                      f"judged on {judged[0].get('judged_on', 'means of p(x|z); judge fitted on intensities, tested on binarised images')}, "
                       f"averaged over labels (chance: {judged[0]['chance']:.2g}); binomial standard errors "
                       f"{min(errors):.4f} to {max(errors):.4f}. See `jmvae.coherence`."]
     lines += ["", "## The paper's claims", ""]
