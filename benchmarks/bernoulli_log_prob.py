@@ -11,7 +11,7 @@ Forms, each summed over D:
 - softplus:      x l - softplus(l)
 - bce:           -binary_cross_entropy_with_logits(l, x)
 
-Prints one JSON line: the CPU, the median milliseconds per call of each form (interleaved rounds,
+Prints one JSON line: the hardware, the median milliseconds per call of each form (interleaved rounds,
 so drift hits every form alike) and each form's largest error against float64. ``--evaluate``
 adds the end-to-end cost: ``evaluate`` of an (untrained) MNIST JMVAE-kl on 100 binarised test
 images at k = N_w = 200 with the binary-only form and with the library's, interleaved, and whether
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 
 from jmvae.config import Modality
 from jmvae.likelihoods import log_prob
+from jmvae.reproduce import hardware
 
 FORMS = {
     "binary-only": lambda l, x: F.logsigmoid(l * (2 * x - 1)).sum(-1),
@@ -38,16 +38,6 @@ FORMS = {
     "softplus": lambda l, x: (x * l - F.softplus(l)).sum(-1),
     "bce": lambda l, x: -F.binary_cross_entropy_with_logits(l, x.expand_as(l), reduction="none").sum(-1),
 }
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -77,7 +67,7 @@ def main() -> None:
             for _ in range(args.calls):
                 f(logits, x)
             times[name].append((time.perf_counter() - start) / args.calls * 1e3)
-    result = {"cpu": cpu_name(), "threads": args.threads, "torch": torch.__version__,
+    result = {"hardware": hardware(),
               "ms_median": {n: round(statistics.median(t), 3) for n, t in times.items()}, "max_abs_error_nats": errors}
     if args.evaluate:
         result["evaluate"] = evaluate_both(args.rounds)
