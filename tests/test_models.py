@@ -225,3 +225,34 @@ def test_model_loss_on_intensities_uses_the_cross_entropy(digits):
     logits = model.decoders["image"](z)
     cross_entropy = F.binary_cross_entropy_with_logits(logits, batch["image"].reshape(16, -1), reduction="none").sum(-1)
     torch.testing.assert_close(terms.reconstruction["image"], -cross_entropy.mean())
+
+
+def test_the_loss_vmaps_over_stacked_members_and_equals_each_members_own(digits):
+    """Several models of one architecture trained as one (torch.func.vmap over stacked
+    parameters) need every operation of the loss to batch: members' losses equal their own."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    from jmvae.likelihoods import labels_already_checked
+
+    class Loss(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, batch, noise):
+            return self.model.loss(batch, noise=noise).total
+
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        members.append(Loss(build_model(tiny_config(digits, "jmvae-kl"))))
+    params, buffers = stack_module_state(members)
+    images = torch.stack([digits.train["image"][i * 8 : i * 8 + 8] for i in range(3)])
+    labels = torch.stack([digits.train["label"][i * 8 : i * 8 + 8] for i in range(3)])
+    noise = torch.randn(3, 8, 4)
+    base = members[0]
+    with labels_already_checked():
+        stacked = vmap(lambda p, b, x, w, e: functional_call(base, (p, b), ({"image": x, "label": w}, e)))(
+            params, buffers, images, labels, noise)
+        own = torch.stack([m({"image": images[i], "label": labels[i]}, noise[i]) for i, m in enumerate(members)])
+    torch.testing.assert_close(stacked, own)

@@ -86,8 +86,8 @@ def encoder_input(modality: Modality, value: Tensor) -> Tensor:
     """
     if modality.likelihood == "categorical":
         labels = value.long().unsqueeze(-1)
-        one_hot = torch.zeros(*value.shape, modality.shape[0], dtype=torch.get_default_dtype(), device=value.device)
-        return one_hot.scatter_(-1, labels, 1.0)
+        zeros = torch.zeros(*value.shape, modality.shape[0], dtype=torch.get_default_dtype(), device=value.device)
+        return zeros.scatter(-1, labels, 1.0)  # out of place: torch.func.vmap over models can batch it
     return value.reshape(value.shape[0], -1).to(torch.get_default_dtype())
 
 
