@@ -68,7 +68,8 @@ def test_edit_writes_the_image_its_reconstruction_and_each_edit(digit_run, digit
     done = jmvae("edit", str(run_dir), "--image", str(tmp_path / "d.png"), "--set", "label=3", "--set", "7",
                  "--out", str(tmp_path / "e.png"), "--scale", "1")
     assert done.returncode == 0, done.stderr
-    assert Image.open(tmp_path / "e.png").size == (4 * 9 + 1, 9 + 1)  # four 8x8 images, 1-pixel borders
+    width, height = Image.open(tmp_path / "e.png").size
+    assert width >= 4 * 9 + 1 and height > 9 + 1  # four 8x8 images in columns at least as wide, under their titles
     _, model = digit_run
     image = digits.test["image"][:1]
     _, reconstruction, (edited,) = edit_image(model, image, [{"3": 1.0}], [str(i) for i in range(10)])
@@ -97,7 +98,7 @@ def test_label_changes_take_an_index_or_a_class_name_under_the_labels_own_key():
     names = ("Shirt", "Sneaker", "Bag")
     assert parse_changes(model, "label=Sneaker", names) == parse_changes(model, "1", names) == {"Sneaker": 1.0}
     assert parse_changes(model, "label=2", names) == {"Bag": 1.0}
-    for bad, message in (("Smiling=1", "this run's label is 'label'"), ("label=7", "not one of the classes"),
+    for bad, message in (("Smiling=1", "this run's label is 'label'"), ("label=7", "'7' is not a class; give an index 0..2 or a class name"),
                          ("label=1,label=2", "takes one value")):
         with pytest.raises(JMVAEError, match=message):
             parse_changes(model, bad, names)
@@ -157,7 +158,7 @@ def test_bad_input_gets_one_line_and_exit_2(digit_run, tmp_path):
         (["predict", str(run_dir), "--image", str(tmp_path / "missing.png")], "no such image file"),
         (["predict", str(run_dir), "--image", str(tmp_path / "not.png")], "not an image that can be read"),
         (["edit", str(run_dir), "--image", str(tmp_path / "not.png"), "--set", "label=11", "--out", str(tmp_path / "x.png")],
-         "is not one of the classes"),
+         "is not a class"),
     ):
         done = jmvae(*args)
         assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr

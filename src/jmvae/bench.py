@@ -165,8 +165,9 @@ def bench(config: BenchConfig) -> dict[str, Any]:
     result["peak_rss_mb"] = max(result["train_peak_rss_mb"], result["eval_peak_rss_mb"])
     if "train_peak_gpu_mb" in result:
         result["peak_gpu_mb"] = max(result["train_peak_gpu_mb"], result["eval_peak_gpu_mb"])
-    threads = config.threads or torch.get_num_threads()
-    result["hardware"] = hardware().replace(f"{torch.get_num_threads()} torch threads", f"{threads} torch threads")
+    own = torch.get_num_threads()
+    threads = config.threads or own
+    result["hardware"] = hardware().replace(f"{own} torch thread{'s' * (own != 1)}", f"{threads} torch thread{'s' * (threads != 1)}")
     result["python"] = sys.version.split()[0]
     return result
 

@@ -85,6 +85,32 @@ def save_run_config(run_dir: Path, run: RunConfig) -> None:
     write_json(run_dir / "config.json", run.to_dict())
 
 
+RUN_FILES = ("metrics.jsonl", "evaluation.json", "config.json")
+"""A run folder's own files beside checkpoints/ (figures/ and anything else are left alone)."""
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove the run in ``run_dir`` (its checkpoints and files) so a new one can start there."""
+    shutil.rmtree(Path(run_dir) / "checkpoints", ignore_errors=True)
+    for name in RUN_FILES:
+        (Path(run_dir) / name).unlink(missing_ok=True)
+
+
+def remove_unstarted_run(run_dir: Path, remove_folder: bool = False) -> None:
+    """Take back what a run that never wrote a checkpoint wrote (its config and metrics), so the
+    folder does not look like a run that a retry must ``--resume`` or ``--overwrite``; with
+    ``remove_folder``, the folder too if that leaves it empty."""
+    run_dir = Path(run_dir)
+    if latest_checkpoint(run_dir) is not None:
+        raise CheckpointError(f"{run_dir} holds a checkpoint; it is not an unstarted run")
+    clear_run(run_dir)
+    if remove_folder:
+        try:
+            run_dir.rmdir()
+        except OSError:  # something else is in it
+            pass
+
+
 def load_run_config(run_dir: Path) -> RunConfig:
     path = Path(run_dir) / "config.json"
     return RunConfig.from_dict(read_json(path), path)
@@ -155,6 +181,7 @@ def _write_checkpoint(
     tensors = {**opt_tensors, **{f"rng/{k}": v.cpu().contiguous() for k, v in rng.items()}}
     save_file(tensors, folder / "training_state.safetensors")
     for name in ("model.safetensors", "training_state.safetensors"):
+        os.chmod(folder / name, 0o666 & ~current_umask())  # safetensors writes 0600; a shared run must be readable
         with open(folder / name, "rb+") as f:
             os.fsync(f.fileno())
     meta = {
@@ -170,6 +197,20 @@ def _write_checkpoint(
         if old.name != folder.name:
             shutil.rmtree(old, ignore_errors=True)
     return folder
+
+
+def current_umask() -> int:
+    """The process's umask (the mode bits new files do not get), read without changing it where
+    /proc says it, else set and restored at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

@@ -242,8 +242,8 @@ class TrainConfig:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
         if self.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"learning rate must be > 0, got {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"learning rate must be a finite number > 0, got {self.lr}")
         if not 0.5 < self.gan_real_label <= 1:
             raise ValueError(f"gan_real_label (one-sided label smoothing) must be in (0.5, 1], got {self.gan_real_label}")
         if self.warmup_epochs < 0:

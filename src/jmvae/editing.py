@@ -38,6 +38,7 @@ from torch import Tensor
 from torch.distributions import Normal
 
 from jmvae.errors import DataError, JMVAEError
+from jmvae.generation import class_index
 from jmvae.models import MultimodalModel
 
 
@@ -112,12 +113,9 @@ def parse_changes(model: MultimodalModel, text: str, names: Sequence[str]) -> di
         key, sep, value = items[0].rpartition("=")
         if sep and key.strip() != modality.name:
             raise JMVAEError(f"--set {text!r}: this run's label is {modality.name!r}; give e.g. --set {modality.name}=3")
-        value = value.strip()
-        if value not in names and value.isdigit() and int(value) < len(names):
-            value = names[int(value)]
-        if value in names:
-            return {value: 1.0}
-        raise JMVAEError(f"--set {text!r}: {value!r} is not one of the classes {', '.join(names)} (or their indices)")
+        indices = tuple(str(i) for i in range(len(names)))
+        index = class_index(value, len(names), None if tuple(names) == indices else names, f"--set {modality.name}")
+        return {names[index]: 1.0}
     changes: dict[str, float] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -210,7 +208,7 @@ def load_image(path: str | Path, model: MultimodalModel, run_data: Mapping[str, 
     if len(x.shape) == 1 and side[0] * side[1] != x.shape[0]:
         raise JMVAEError(f"{x.name} of {x.shape[0]} values is not a square image; it cannot be read from a file")
     try:
-        pixels, notes = prepare_upload(path.read_bytes(), side)
+        pixels, notes = prepare_upload(path.read_bytes(), side, source="the file")
     except UploadError as exc:
         raise DataError(f"{path}: {exc}") from None
     return pixels.reshape(1, *x.shape), notes
@@ -222,7 +220,7 @@ def _face(path: Path, shape: tuple[int, ...], options: Mapping[str, Any], standa
     from jmvae.explorer import UploadError, open_upload
 
     try:
-        image = open_upload(path.read_bytes())
+        image = open_upload(path.read_bytes(), source="the file")
     except UploadError as exc:
         raise DataError(f"{path}: {exc}") from None
     notes = []

@@ -99,19 +99,20 @@ def png_data_url(pixels: np.ndarray | Tensor) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def open_upload(data: bytes) -> Image.Image:
+def open_upload(data: bytes, source: str = "the upload") -> Image.Image:
     """The bytes of an uploaded PNG/JPEG -> a loaded Pillow image, checked (format, size, pixels,
-    damage) before and while decoding; ``UploadError`` with a message for the user otherwise."""
+    damage) before and while decoding; ``UploadError`` with a message for the user otherwise, which
+    calls the bytes ``source`` (the command line reads files: "the file")."""
     if not data:
-        raise UploadError("the upload is empty; choose a PNG or JPEG image")
+        raise UploadError(f"{source} is empty; choose a PNG or JPEG image")
     if len(data) > MAX_UPLOAD_BYTES:
-        raise UploadError(f"the upload is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB")
+        raise UploadError(f"{source} is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError, OSError, ValueError):
-        raise UploadError("the upload is not an image that can be read; choose a PNG or JPEG file") from None
+        raise UploadError(f"{source} is not an image that can be read; choose a PNG or JPEG file") from None
     if image.format not in UPLOAD_FORMATS:
         raise UploadError(f"{image.format} images are not accepted; choose a PNG or JPEG file")
     w, h = image.size
@@ -129,13 +130,14 @@ def open_upload(data: bytes) -> Image.Image:
     return image
 
 
-def prepare_upload(data: bytes, shape: tuple[int, int], light_on_dark: bool = True) -> tuple[Tensor, list[str]]:
+def prepare_upload(data: bytes, shape: tuple[int, int], light_on_dark: bool = True,
+                   source: str = "the upload") -> tuple[Tensor, list[str]]:
     """The bytes of an uploaded PNG/JPEG -> a binary (H, W) float tensor, and notes on what was done.
 
     Raises ``UploadError`` with a message for the user when the upload is not usable.
     """
     height, width = shape
-    image = open_upload(data)
+    image = open_upload(data, source)
     w, h = image.size
     notes = []
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):

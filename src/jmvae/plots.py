@@ -34,6 +34,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
@@ -65,19 +66,24 @@ def latent_means(model: MultimodalModel, test: dict[str, Tensor], points: int, b
     return torch.cat(out)
 
 
-def embed(means: Tensor, method: str, seed: int) -> np.ndarray:
-    """(N, L) -> (N, 2) with scikit-learn's PCA or t-SNE."""
+def embed(means: Tensor, method: str, seed: int) -> tuple[np.ndarray, tuple[str, str]]:
+    """(N, L) -> (N, 2) with scikit-learn's PCA or t-SNE, and the two axes' labels: for PCA each
+    component's share of the variance of the means, for t-SNE (whose axes have no units) its name."""
     values = means.double().cpu().numpy()
     if method == "tsne":
         from sklearn.manifold import TSNE
 
-        return TSNE(n_components=2, random_state=seed, init="pca").fit_transform(values)
+        return TSNE(n_components=2, random_state=seed, init="pca").fit_transform(values), ("t-SNE 1", "t-SNE 2")
     from sklearn.decomposition import PCA
 
-    return PCA(n_components=2, random_state=seed).fit_transform(values)
+    pca = PCA(n_components=2, random_state=seed)
+    points = pca.fit_transform(values)
+    shares = np.nan_to_num(pca.explained_variance_ratio_)  # 0/0 where the means do not vary at all
+    return points, tuple(f"PC {i + 1} ({100 * share:.0f}% of the variance)" for i, share in enumerate(shares))
 
 
-def draw_latent(ax: Any, points2d: np.ndarray, labels: np.ndarray | None, classes: tuple[str, ...], title: str) -> None:
+def draw_latent(ax: Any, points2d: np.ndarray, labels: np.ndarray | None, classes: tuple[str, ...], title: str,
+                axes: tuple[str, str] = ("", "")) -> None:
     if labels is None:
         ax.scatter(points2d[:, 0], points2d[:, 1], s=3, alpha=0.6)
     else:
@@ -86,7 +92,9 @@ def draw_latent(ax: Any, points2d: np.ndarray, labels: np.ndarray | None, classe
             mask = labels == c
             ax.scatter(points2d[mask, 0], points2d[mask, 1], s=3, alpha=0.7, color=cmap(c % 10), label=classes[c])
         ax.legend(markerscale=4, fontsize=7, loc="best", frameon=False)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(axes[0], fontsize=8)
+    ax.set_ylabel(axes[1], fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -106,11 +114,16 @@ def plot_latent(runs: list[tuple[MultimodalModel, Any]], data, path: Path, embed
     points = min(points, len(next(iter(data.test.values()))))
     fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 5), squeeze=False)
     labels, classes = latent_colours(data, points)
+    name = {"pca": "PCA", "tsne": "t-SNE"}.get(embedding, embedding)
     for ax, (model, run) in zip(axes[0], runs):
         means = latent_means(model, data.test, points)
-        draw_latent(ax, embed(means, embedding, seed), labels, classes,
-                    f"{model.config.display_name}: {embedding.upper()} of E[z | {', '.join(model.inputs)}]")
-    fig.tight_layout()
+        points2d, axis_labels = embed(means, embedding, seed)
+        draw_latent(ax, points2d, labels, classes, f"{model.config.display_name}: {name} of E[z | {', '.join(model.inputs)}]",
+                    axis_labels)
+    if embedding != "tsne":
+        fig.text(0.5, 0.005, "PCA of the test set's latent means; the paper's Figure 3 is a t-SNE (jmvae plot --embedding tsne)",
+                 ha="center", va="bottom", fontsize=7)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -187,6 +200,14 @@ CURVE_TITLES = {
 
 
 def plot_curves(history: list[dict[str, Any]], title: str, path: Path) -> Path:
+    fig = curves_figure(history, title)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def curves_figure(history: list[dict[str, Any]], title: str) -> Any:
+    """One panel per logged loss term against the epoch (whole-number ticks)."""
     keys = [k for k in history[0] if k not in ("epoch", "step", "seconds", "kl_weight")]
     columns = min(3, len(keys))
     rows = -(-len(keys) // columns)
@@ -195,14 +216,13 @@ def plot_curves(history: list[dict[str, Any]], title: str, path: Path) -> Path:
     for ax in axes.flat[len(keys):]:
         ax.axis("off")
     for ax, key in zip(axes.flat, keys):
-        ax.plot(epochs, [r[key] for r in history])
+        ax.plot(epochs, [r[key] for r in history], marker="o" if len(epochs) < 10 else None, markersize=3)
         ax.set_title(CURVE_TITLES.get(key.split("/")[0], "{}").format(key.partition("/")[2] or key), fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def plot_run(

@@ -90,15 +90,15 @@ class DivergenceWatch:
         return torch.stack([objective.detach().float(), grad_norm.float()])
 
     def error(self, steps_per_epoch: int) -> DivergenceError | None:
-        """The error to raise if a step has diverged (reads the device)."""
+        """The error to raise if a step has diverged (reads the device); steps and epochs are
+        counted from 1, as the progress bar and the summary count them."""
         step = int(self.first_step)
         if step < 0:
             return None
         loss, norm = self.values.tolist()
         return DivergenceError(
-            f"training diverged at step {step} (epoch {step // steps_per_epoch}): loss {loss:.4g}, "
-            f"gradient norm {norm:.4g}; try a lower --lr, a KL --warmup or gradient "
-            "clipping. The last good checkpoint is kept."
+            f"training diverged at step {step + 1} (epoch {step // steps_per_epoch + 1}): loss {loss:.4g}, "
+            f"gradient norm {norm:.4g}; try a lower --lr, a KL --warmup or gradient clipping."
         )
 
 
@@ -227,6 +227,17 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
+def check_run_folder(run_path: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse a folder that already holds a run (its config.json) unless ``resume`` or
+    ``overwrite`` says what to do with it: training into it would append a second run to its
+    metrics (epochs 1..N, then 1..N again) and replace its checkpoints."""
+    if resume and overwrite:
+        raise JMVAEError("resume and overwrite contradict each other; choose one")
+    if (run_path / "config.json").exists() and not (resume or overwrite):
+        raise CheckpointError(f"{run_path} already holds a run; pass resume=True to continue it, overwrite=True to "
+                              "replace it, or another run_dir")
+
+
 def train(
     model_config: ModelConfig,
     train_config: TrainConfig,
@@ -236,12 +247,43 @@ def train(
     progress: bool = True,
     data_info: dict[str, Any] | None = None,
     on_step: Callable[[int], None] | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train a model from ``model_config`` on ``data.train``; checkpoint into ``run_dir`` each epoch.
 
-    ``resume=True`` continues from the run folder's latest checkpoint (its configs must match).
+    ``resume=True`` continues from the run folder's latest checkpoint (its configs must match);
+    ``overwrite=True`` replaces the run there. A folder that holds a run is refused without either
+    (``check_run_folder``), as ``jmvae train`` refuses it. A new run that fails before its first
+    checkpoint (diverged at step 1, say) takes back the files it wrote, so a retry in the same
+    folder is not refused and nothing that was saved is lost.
     ``on_step(step)`` is called after every optimisation step (``jmvae bench`` times with it).
     """
+    run_path = Path(run_dir) if run_dir is not None else None
+    if run_path is None:
+        return _train(model_config, train_config, data, None, False, False, progress, data_info, on_step)
+    check_run_folder(run_path, resume, overwrite)
+    created = not run_path.exists()
+    fresh = not resume or ckpt.latest_checkpoint(run_path) is None
+    try:
+        return _train(model_config, train_config, data, run_path, resume, overwrite, progress, data_info, on_step)
+    except BaseException:
+        if fresh and distributed.current().is_main and ckpt.latest_checkpoint(run_path) is None:
+            ckpt.remove_unstarted_run(run_path, created)
+        raise
+
+
+def _train(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    data: PairedData,
+    run_path: Path | None,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    data_info: dict[str, Any] | None,
+    on_step: Callable[[int], None] | None,
+) -> TrainResult:
+    """``train`` once its run folder is checked."""
     check_paired(model_config.modalities, data.train, f"{data.name} training data")
     world, device_name = distributed.setup(train_config.device)
     device = resolve_device(device_name)
@@ -255,8 +297,12 @@ def train(
     step, epoch, start_index, elapsed = 0, 0, 0, 0.0
     history: list[dict[str, Any]] = []
 
-    run_path = Path(run_dir) if run_dir is not None else None
     if run_path is not None:
+        if overwrite:
+            distributed.barrier(world)  # every rank has checked the folder before rank 0 clears it
+            if world.is_main:
+                ckpt.clear_run(run_path)
+            distributed.barrier(world)
         run = ckpt.RunConfig(model_config, train_config, data_info or {"name": data.name})
         folder = ckpt.latest_checkpoint(run_path) if resume else None
         if folder is not None:
@@ -284,6 +330,8 @@ def train(
             logger.info("resuming %s at epoch %d, step %d", run_path, epoch, step)
         if world.is_main:
             ckpt.save_run_config(run_path, run)
+            if folder is None:  # a new run logs from epoch 1 (a run stopped before its first checkpoint left none)
+                (run_path / "metrics.jsonl").unlink(missing_ok=True)
             ckpt.check_free_space(run_path, model)
         distributed.barrier(world)
 
@@ -305,6 +353,14 @@ def train(
         state = {"step": step, "epoch": at_epoch, "index_in_epoch": index_in_epoch, "seconds": elapsed}
         ckpt.save_checkpoint(run_path, model, optimizer, state, rng)
 
+    def what_is_saved() -> str:
+        """For the divergence message: the run folder's state once ``train`` has stopped."""
+        if run_path is None:
+            return ""
+        if ckpt.latest_checkpoint(run_path) is not None:
+            return "The last good checkpoint is kept."
+        return f"No checkpoint had been written yet: nothing of this run is kept, and {run_path} can take a retry."
+
     model.train()
     bar = tqdm(total=total_steps, initial=step, disable=not (progress and world.is_main), unit="step", dynamic_ncols=True)
     parameters = list(model.parameters())
@@ -325,12 +381,13 @@ def train(
         error = watch.error(steps_per_epoch)
         if error is not None:
             bar.close()
-            raise error
+            raise DivergenceError(f"{error} {what_is_saved()}".strip())
 
     with _StopFlag() as stop, labels_already_checked():  # check_paired checked every label above
         while step < total_steps:
             started = time.perf_counter()
             order = epoch_permutation(n, train_config.seed, epoch, device)
+            bar.set_postfix(epoch=epoch + 1)  # counted from 1, as the summary and metrics.jsonl count
             sums: dict[str, torch.Tensor] = {}
             count = 0
             index = start_index
@@ -384,7 +441,7 @@ def train(
                     on_step(step)
                 if step % DIVERGENCE_CHECK_EVERY == 0:
                     stop_if_diverged()
-                    bar.set_postfix(epoch=epoch, loss=f"{float(terms.total.detach()):.2f}")
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{float(terms.total.detach()):.2f}")
                 if stop.signal is not None:
                     break
             elapsed += time.perf_counter() - started

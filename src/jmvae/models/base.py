@@ -84,7 +84,10 @@ class MultimodalModel(nn.Module):
         """The distribution z is drawn from to generate the other modalities from ``given``.
 
         JMVAE: the posterior q(z | given). CVAE and CMMA: their prior given the condition.
+        Nothing given: the prior p(z) (the CVAE and CMMA, which need their condition, refuse).
         """
+        if not tuple(given):
+            return self.prior(batch)
         return self.posterior(batch, given)
 
     def loss(self, batch: Batch, kl_weight: float = 1.0, alpha_weight: float = 1.0, noise: Tensor | None = None) -> LossTerms:
