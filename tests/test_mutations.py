@@ -71,8 +71,8 @@ MUTATIONS = [
     Mutation("x|w adds log p(w)", "evaluation.py", 'out["x|w/multiple"] = both[names] - log_pw',
              'out["x|w/multiple"] = both[names] + log_pw', (EXACT_JMVAE,)),
     Mutation("single bound on x drawn from the joint encoder", "evaluation.py",
-             'out["x/single"] = bounds([(x,)], (x,))[(x,)]\n        out["x|w/single"]',
-             'out["x/single"] = bounds([(x,)], names)[(x,)]\n        out["x|w/single"]',
+             'out["x/single"] = bounds([(x,)], (x,))[(x,)]\n        joint_from_w',
+             'out["x/single"] = bounds([(x,)], names)[(x,)]\n        joint_from_w',
              (EXACT_JMVAE,)),
 ]
 
