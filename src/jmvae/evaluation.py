@@ -22,9 +22,9 @@ the data. On MNIST, 100-epoch JMVAE-kl runs that kept 12, 11 or 10 active units 
 
 log p(w) = log (1/N_w) sum_i p(w | z_i), z_i ~ p(z), with N_w = ``n_prior``: a stochastic lower
 bound on log p(w) (Jensen), so the JMVAE's x|w cells, a bound minus it, are *estimates* that sit
-above a lower bound by that bias; it is negligible at Table 1's N_w = 5000 over ten labels and
-not at Table 2's N_w = 10 over 40 attributes, which ``EvalConfig.n_prior_check`` measures
-(docs/bounds.md). The output's ``log_p_w`` is its mean. Accuracy w|x: the
+above a lower bound by that bias. It shrinks with N_w: about 1.5 nats at Table 2's N_w = 10 with
+Bernoulli CelebA attributes (docs/bounds.md); at Table 1's N_w = 5000 over ten labels it is far
+smaller but unmeasured on a trained model; ``EvalConfig.n_prior_check`` measures it for a run. The output's ``log_p_w`` is its mean. Accuracy w|x: the
 most probable class of p(w | z) at the mean of q(z | x); for binary attributes (CelebA), the
 share of attributes predicted right, p(w_j = 1 | z) > 1/2 (a tanh-Gaussian's mean > 0), averaged
 over attributes and test points. Cells a model cannot compute are None.
