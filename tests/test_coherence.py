@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-import torch
-
 from jmvae.coherence import coherence, fit_judge, images_from_labels, label_coherence
 from jmvae.config import TrainConfig
 from jmvae.training import train
