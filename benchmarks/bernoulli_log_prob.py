@@ -33,10 +33,10 @@ from jmvae.likelihoods import log_prob
 from jmvae.reproduce import hardware
 
 FORMS = {
-    "binary-only": lambda l, x: F.logsigmoid(l * (2 * x - 1)).sum(-1),
-    "library": lambda l, x: log_prob(Modality("x", (784,), "bernoulli"), l, x),
-    "softplus": lambda l, x: (x * l - F.softplus(l)).sum(-1),
-    "bce": lambda l, x: -F.binary_cross_entropy_with_logits(l, x.expand_as(l), reduction="none").sum(-1),
+    "binary-only": lambda logits, x: F.logsigmoid(logits * (2 * x - 1)).sum(-1),
+    "library": lambda logits, x: log_prob(Modality("x", (784,), "bernoulli"), logits, x),
+    "softplus": lambda logits, x: (x * logits - F.softplus(logits)).sum(-1),
+    "bce": lambda logits, x: -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1),
 }
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: small real data (scikit-learn's 8x8 digits), tiny configs, MNIST when present.
+"""Shared fixtures: small real data (scikit-learn's 8x8 digits), MNIST when present (helpers such
+as tiny configs are in ``helpers.py``, imported by the tests that use them).
 
 MNIST tests need the IDX files. With ``JMVAE_DATA`` set (as ``.ci/run`` sets it) they must be
 there and the tests fail otherwise; with it unset the MNIST tests are skipped with a note.
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from jmvae import ModelConfig, TrainConfig, load_dataset
+from jmvae import load_dataset
 from jmvae.data import PairedData
 
 
@@ -38,19 +39,3 @@ def mnist_dir() -> Path:
     folder = Path(root)
     assert (folder / "mnist" / "train-images-idx3-ubyte.gz").is_file(), f"JMVAE_DATA={root} has no mnist/ IDX files"
     return folder
-
-
-def tiny_config(data: PairedData, kind: str = "jmvae-kl", alpha: float = 0.1, latent: int = 4, hidden: int = 32) -> ModelConfig:
-    alpha = alpha if kind == "jmvae-kl" else 0.0
-    return ModelConfig(kind, data.modalities, latent_dim=latent, hidden_dim=hidden, alpha=alpha)
-
-
-def tiny_train(**overrides) -> TrainConfig:
-    settings = {"epochs": 1, "batch_size": 64, "seed": 0}
-    settings.update(overrides)
-    return TrainConfig(**settings)
-
-
-def batch_of(data: PairedData, n: int, split: str = "test") -> dict[str, torch.Tensor]:
-    source = data.test if split == "test" else data.train
-    return {k: v[:n] for k, v in source.items()}

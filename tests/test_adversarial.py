@@ -15,8 +15,8 @@ from jmvae.adversarial import Discriminator, gan_losses
 from jmvae.config import Modality, model_kind
 from jmvae.training import make_optimizer
 
-from conftest import tiny_config, tiny_train
-from test_cli import jmvae
+from helpers import tiny_config, tiny_train
+from helpers import jmvae
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread is faster and steadier

@@ -452,7 +452,7 @@ def test_attribute_accuracy_counts_attributes_predicted_right():
 
 
 def test_cli_evaluates_faces_with_the_table_2_protocol(fixture_dir, tmp_path):
-    from test_cli import jmvae as run_cli
+    from helpers import jmvae as run_cli
 
     out = tmp_path / "run"
     done = run_cli("train", "--data", "celeba", "--data-dir", str(fixture_dir), "--model", "jmvae-gan", "--max-steps", "1",
@@ -474,7 +474,7 @@ def test_cli_evaluates_faces_with_the_table_2_protocol(fixture_dir, tmp_path):
 
 
 def test_the_papers_tanh_gaussian_attributes_can_be_trained_from_the_command_line(fixture_dir, tmp_path):
-    from test_cli import jmvae as run_cli
+    from helpers import jmvae as run_cli
 
     out = tmp_path / "run"
     done = run_cli("train", "--data", "celeba", "--data-dir", str(fixture_dir), "--attributes", "tanh-gaussian",
@@ -494,7 +494,7 @@ def test_paper_jmvae_gan_end_to_end_on_the_real_partial_celeba(celeba_partial_di
     """The smoke run of the paper's CelebA model on the real faces: train JMVAE-GAN (paper
     architecture and optimisation) for two epochs, evaluate with Table 2's protocol, predict a
     face's attributes, edit it, draw the figures, all from the command line."""
-    from test_cli import jmvae as run_cli
+    from helpers import jmvae as run_cli
 
     monkeypatch.setenv("JMVAE_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "run"

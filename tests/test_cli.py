@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +10,7 @@ from PIL import Image
 
 from jmvae.cli import main
 
-
-def jmvae(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jmvae", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+from helpers import jmvae
 
 
 @pytest.fixture(scope="module")

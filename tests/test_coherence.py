@@ -8,7 +8,7 @@ from sklearn.metrics import balanced_accuracy_score
 from jmvae.coherence import coherence, fit_judge, images_from_labels, label_coherence
 from jmvae.config import TrainConfig
 from jmvae.training import train
-from tests.conftest import tiny_config
+from helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ from jmvae.editing import (apply_changes, definite, edit_image, label_edit_succe
                            predict_other, Prediction)
 from jmvae.errors import JMVAEError
 
-from conftest import tiny_config
+from helpers import tiny_config
 from test_celeba import make_celeba
-from test_cli import jmvae
+from helpers import jmvae
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread is faster and steadier

@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 from jmvae import TrainConfig, train
 from jmvae.explorer import MAX_SIDE, MAX_UPLOAD_BYTES, UploadError, create_app, prepare_upload
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 CHROMIUM = os.environ.get("JMVAE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

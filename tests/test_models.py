@@ -14,7 +14,7 @@ from jmvae.likelihoods import check_batch_value, distribution, encoder_input, la
 from jmvae.models.jmvae import product_of_gaussians
 from jmvae.objectives import kl_weight
 
-from conftest import batch_of, tiny_config
+from helpers import batch_of, tiny_config
 
 KINDS = ["vae", "cvae", "cmma", "jmvae-zero", "jmvae-kl"]
 

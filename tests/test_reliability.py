@@ -22,7 +22,7 @@ from jmvae.data.checks import check_paired
 from jmvae.data.idx import parse_idx
 from jmvae.checkpoint import latest_checkpoint
 
-from conftest import tiny_config, tiny_train
+from helpers import tiny_config, tiny_train
 
 TRAIN = ["train", "--epochs", "40", "--latent-dim", "8", "--hidden-dim", "64", "--no-progress", "--threads", "1"]
 

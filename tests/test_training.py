@@ -15,7 +15,7 @@ from jmvae.generation import predict
 from jmvae.likelihoods import labels_already_checked
 from jmvae.training import DivergenceError
 
-from conftest import tiny_config, tiny_train
+from helpers import tiny_config, tiny_train
 
 
 def params(model) -> dict[str, torch.Tensor]:
