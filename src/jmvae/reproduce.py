@@ -35,6 +35,7 @@ import torch
 from jmvae import checkpoint as ckpt
 from jmvae.coherence import Judge, fit_judge, label_coherence
 from jmvae.config import EvalConfig, ModelConfig, TrainConfig
+from jmvae.cores import usable_cores
 from jmvae.data import PairedData
 from jmvae.errors import CheckpointError
 from jmvae.evaluation import ACTIVE_UNIT_THRESHOLD, evaluate
@@ -289,7 +290,7 @@ def stop_workers(pool: ProcessPoolExecutor, log: Callable[[str], None]) -> None:
     Workers are never killed at once: a process killed while it holds one of the executor's queue
     locks would leave the others waiting on it for ever. Signals to this process while it waits
     are ignored (the workers are already stopping)."""
-    processes = [p for p in getattr(pool, "_processes", {}).values()]  # the executor has no public handle
+    processes = list(getattr(pool, "_processes", {}).values())  # the executor has no public handle
     handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for process in processes:
@@ -317,8 +318,7 @@ def run_in_workers(work: Reproduction, pending: list[tuple[str, int]], jobs: int
     and is raised here once they have exited; no pair starts after it, and every run keeps its
     last checkpoint, so the same command resumes."""
     jobs = min(jobs, len(pending))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = work.config.train.threads or max(1, cores // jobs)
+    threads = work.config.train.threads or max(1, usable_cores() // jobs)
     log(f"running {len(pending)} models in {jobs} worker processes, {threads} thread{'s' if threads > 1 else ''} each")
     queue = list(reversed(pending))
     previous = signal.signal(signal.SIGTERM, _interrupt)
