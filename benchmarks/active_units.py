@@ -20,7 +20,7 @@ import torch
 from jmvae.config import EvalConfig
 from jmvae.data import load_dataset
 from jmvae.evaluation import evaluate
-from jmvae.training import load_model
+from jmvae.runs import load_model
 
 
 def main() -> None:

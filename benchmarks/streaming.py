@@ -52,32 +52,30 @@ def time_batches(images: StandardizedImages, batches: list[np.ndarray]) -> float
 
 def time_training(adversarial: bool, batch: int, steps: int = 4) -> dict[str, float]:
     """The paper's CelebA model: seconds per training step (best of ``steps`` after one warm-up)."""
-    import dataclasses
-
     from jmvae import build_model
-    from jmvae.adversarial import gan_losses
-    from jmvae.config import TrainConfig
-    from jmvae.training import make_optimizer
+    from jmvae.adversarial import AdversarialStep
+    from jmvae.config import AdversarialConfig, TrainConfig
+    from jmvae.training import ELBOStep, StepInput
+    from jmvae.training.optim import make_optimizer
 
     torch.manual_seed(0)
-    config = dataclasses.replace(paper_model_config("jmvae-kl", celeba_modalities(), 0.1), adversarial=adversarial)
+    config = paper_model_config("jmvae-kl", celeba_modalities(), 0.1)
     model = build_model(config)
-    optimizer = make_optimizer(model, TrainConfig(lr=1e-4, betas=(0.5, 0.999)))
+    step = AdversarialStep(model, AdversarialConfig()) if adversarial else ELBOStep(model)
+    optimizer = make_optimizer(step.parameter_groups(), TrainConfig(lr=1e-4, betas=(0.5, 0.999)))
     data = {"image": torch.randn(batch, 3, 64, 64), "attributes": torch.randint(0, 2, (batch, 40)).float()}
     times = []
     for _ in range(steps + 1):
         started = time.perf_counter()
-        terms = model.loss(data, noise=torch.randn(batch, config.latent_dim))
-        objective = terms.total
-        if adversarial:
-            generator, discriminator, _ = gan_losses(model, data, terms.z, torch.randn(batch, config.latent_dim))
-            objective = objective + generator + discriminator
+        noise = [torch.randn(batch, config.latent_dim) for _ in range(step.noise_draws)]
+        objective, _ = step.objective(StepInput(data, data, noise, 1.0, 1.0))
         optimizer.zero_grad()
         objective.backward()
         optimizer.step()
         times.append(time.perf_counter() - started)
     best = min(times[1:])
-    return {"model": config.display_name, "parameters": sum(p.numel() for p in model.parameters()),
+    name = AdversarialConfig().display_name(config) if adversarial else config.display_name
+    return {"model": name, "parameters": sum(p.numel() for g in optimizer.param_groups for p in g["params"]),
             "seconds_per_step": round(best, 3), "images_per_s": round(batch / best, 1)}
 
 

@@ -15,7 +15,7 @@ import json
 from jmvae.coherence import fit_judge
 from jmvae.data import load_dataset
 from jmvae.editing import EDIT_METHODS, label_edit_success
-from jmvae.training import load_model
+from jmvae.runs import load_model
 
 
 def main() -> None:

@@ -413,14 +413,22 @@ def test_a_tiny_conv_jmvae_trains_saves_and_generates(fixture_dir, tmp_path):
 
 
 def test_jmvae_gan_trains_on_faces_with_a_convolutional_discriminator(fixture_dir, tmp_path):
+    from jmvae.checkpoint import latest_checkpoint, load_checkpoint
+    from jmvae.config import AdversarialConfig
+    from jmvae.runs import load_run
+
     data = load_dataset("celeba", fixture_dir, cache_dir=tmp_path / "cache")
-    config = ModelConfig("jmvae-kl", data.modalities, latent_dim=4, hidden_dim=16, alpha=0.1, adversarial=True)
+    config = ModelConfig("jmvae-kl", data.modalities, latent_dim=4, hidden_dim=16, alpha=0.1)
     result = train(config, TrainConfig(epochs=1, batch_size=2, max_steps=2, seed=0), data, tmp_path / "run",
-                   progress=False, data_info=data.run_info())
-    assert result.step == 2 and isinstance(result.model.discriminator.features[0], torch.nn.Conv2d)
-    model, saved, _ = load_model(tmp_path / "run")
-    assert saved.model.display_name == "jmvae-gan(alpha=0.1)"
-    assert torch.equal(model.discriminator.head[-1].weight, result.model.discriminator.head[-1].weight)
+                   progress=False, data_info=data.run_info(), adversarial=AdversarialConfig())
+    discriminator = result.trained_beside["discriminator"]
+    assert result.step == 2 and isinstance(discriminator.features[0], torch.nn.Conv2d)
+    run = load_run(tmp_path / "run")
+    assert run.display_name == "jmvae-gan(alpha=0.1)"
+    weights, _, _ = load_checkpoint(latest_checkpoint(tmp_path / "run"))
+    assert torch.equal(weights["discriminator.head.2.weight"], discriminator.head[-1].weight)
+    trained = result.model.state_dict()
+    assert all(torch.equal(v, trained[k]) for k, v in run.model.state_dict().items())
 
 
 def test_attribute_accuracy_counts_attributes_predicted_right():

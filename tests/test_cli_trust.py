@@ -140,6 +140,7 @@ def test_a_run_diverging_before_its_first_checkpoint_leaves_nothing_in_the_way(t
     done = jmvae("train", "--lr", "1e30", "--epochs", "1", *TINY, "--out", str(out))
     message = one_line_error(done, "train")
     assert "diverged" in message and "checkpoint is kept" not in message
+    assert message.endswith("(flags: --lr, --warmup, --clip)")  # the library says what; the CLI which flag
     assert not out.exists()
     done = jmvae("train", "--max-steps", "2", *TINY, "--out", str(out))  # the retry is not refused
     assert done.returncode == 0, done.stderr

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch.distributions import Independent, Normal, kl_divergence
 
 from jmvae import Modality, ModelConfig, build_model
-from jmvae.likelihoods import check_batch_value, distribution, encoder_input, labels_already_checked
+from jmvae.likelihoods import check_batch_value, distribution, encoder_input
 from jmvae.models.jmvae import product_of_gaussians
 from jmvae.objectives import kl_weight
 
@@ -34,16 +34,22 @@ def test_categorical_log_prob_is_the_log_softmax():
     assert encoder_input(m, w[None].expand(3, 4)).tolist() == F.one_hot(w[None].expand(3, 4), 5).float().tolist()
 
 
-def test_label_range_check_is_skipped_only_inside_labels_already_checked():
+def test_label_range_check_is_skipped_only_inside_labels_checked(digits):
     m = Modality("label", (5,), "categorical")
     with pytest.raises(ValueError, match="labels must lie in"):
         check_batch_value(m, torch.tensor([0, 5]))
-    with labels_already_checked():
-        check_batch_value(m, torch.tensor([0, 5]))  # the caller vouches for the range
-        with pytest.raises(ValueError, match="must be integers"):
-            check_batch_value(m, torch.tensor([0.0, 1.0]))  # dtypes and shapes are still checked
+    check_batch_value(m, torch.tensor([0, 5]), label_range=False)  # the caller vouches for the range
+    with pytest.raises(ValueError, match="must be integers"):
+        check_batch_value(m, torch.tensor([0.0, 1.0]), label_range=False)  # dtypes and shapes are still checked
+    model = build_model(tiny_config(digits))
+    bad = {"image": digits.test["image"][:2], "label": torch.tensor([0, 10])}
+    with model.labels_checked():
+        with pytest.raises(RuntimeError, match="out of bounds"):  # the range test is skipped: the one-hot fails
+            model.loss(bad, noise=torch.zeros(2, 4))
+        with pytest.raises(ValueError, match="labels must lie in"):
+            build_model(tiny_config(digits)).loss(bad, noise=torch.zeros(2, 4))  # for this model only
     with pytest.raises(ValueError, match="labels must lie in"):
-        check_batch_value(m, torch.tensor([-1, 0]))
+        model.loss(bad, noise=torch.zeros(2, 4))
 
 
 def test_gaussian_fixed_and_learned_scale():
@@ -232,8 +238,6 @@ def test_the_loss_vmaps_over_stacked_members_and_equals_each_members_own(digits)
     parameters) need every operation of the loss to batch: members' losses equal their own."""
     from torch.func import functional_call, stack_module_state, vmap
 
-    from jmvae.likelihoods import labels_already_checked
-
     class Loss(torch.nn.Module):
         def __init__(self, model):
             super().__init__()
@@ -251,7 +255,7 @@ def test_the_loss_vmaps_over_stacked_members_and_equals_each_members_own(digits)
     labels = torch.stack([digits.train["label"][i * 8 : i * 8 + 8] for i in range(3)])
     noise = torch.randn(3, 8, 4)
     base = members[0]
-    with labels_already_checked():
+    with base.model.labels_checked(), members[1].model.labels_checked(), members[2].model.labels_checked():
         stacked = vmap(lambda p, b, x, w, e: functional_call(base, (p, b), ({"image": x, "label": w}, e)))(
             params, buffers, images, labels, noise)
         own = torch.stack([m({"image": images[i], "label": labels[i]}, noise[i]) for i, m in enumerate(members)])

@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from jmvae import CheckpointError, DataError, JMVAEError, load_model, train
-from jmvae import training
+from jmvae.training import batches, loop, optim, step as training_step
 from jmvae.checkpoint import latest_checkpoint, load_checkpoint
 from jmvae.data import PairedData
 from jmvae.generation import predict
-from jmvae.likelihoods import labels_already_checked
 from jmvae.training import DivergenceError
 
 from helpers import tiny_config, tiny_train
@@ -74,9 +73,9 @@ def test_nan_in_a_batch_stops_training_and_keeps_the_last_checkpoint(digits, tmp
         out = real_binarize(images, generator)
         return out.fill_(float("nan")) if len(calls) == 3 else out
 
-    real_binarize = training.binarize
-    monkeypatch.setattr(training, "binarize", poisoned_binarize)
-    with pytest.raises(DivergenceError, match="step 27 .*--lr.*checkpoint is kept"):
+    real_binarize = batches.binarize
+    monkeypatch.setattr(batches, "binarize", poisoned_binarize)
+    with pytest.raises(DivergenceError, match="step 27 .*learning rate.*checkpoint is kept"):
         train(config, tiny_train(epochs=2), digits, tmp_path / "run", resume=True, progress=False)
     assert latest_checkpoint(tmp_path / "run") == kept
     weights_after = load_checkpoint(kept)[0]
@@ -106,7 +105,7 @@ def test_training_steps_do_not_wait_on_the_device(digits):
     steps_per_epoch = -(-digits.train["image"].shape[0] // 64)
     with CountHostReads():
         train(tiny_config(digits), tiny_train(max_steps=steps_per_epoch - 1), digits, progress=False, on_step=on_step)
-    quiet = [s for s in range(2, steps_per_epoch) if (s - 1) % training.DIVERGENCE_CHECK_EVERY]
+    quiet = [s for s in range(2, steps_per_epoch) if (s - 1) % optim.DIVERGENCE_CHECK_EVERY]
     assert len(quiet) > 10 and all(per_step[s] == per_step[s - 1] for s in quiet), per_step
 
 
@@ -114,17 +113,17 @@ def test_a_skipped_bad_step_leaves_parameters_finite_until_the_check(digits, mon
     """With the check deferred, fused Adam skips the non-finite step (found_inf): the error at the
     next check names that step, and the parameters it left behind are the previous step's."""
     calls, snapshots = [], {}
-    real_binarize = training.binarize
+    real_binarize = batches.binarize
 
     def poisoned_binarize(images, generator):
         calls.append(1)
         out = real_binarize(images, generator)
         return out.fill_(float("nan")) if len(calls) == 4 else out
 
-    monkeypatch.setattr(training, "binarize", poisoned_binarize)
+    monkeypatch.setattr(batches, "binarize", poisoned_binarize)
     built = []
-    real_build = training.build_model
-    monkeypatch.setattr(training, "build_model", lambda config: built.append(real_build(config)) or built[-1])
+    real_build = loop.build_model
+    monkeypatch.setattr(loop, "build_model", lambda config: built.append(real_build(config)) or built[-1])
 
     def on_step(step: int) -> None:
         snapshots[step] = params(built[0])
@@ -142,9 +141,9 @@ def test_every_loss_traces_as_one_graph(digits, kind):
     """What --compile relies on: no graph break in any model's loss inside the training loop."""
     import torch._dynamo
 
-    model = training.build_model(tiny_config(digits, kind))
+    model = loop.build_model(tiny_config(digits, kind))
     batch = {k: v[:8] for k, v in digits.train.items()}
-    with labels_already_checked():
+    with model.labels_checked():
         explained = torch._dynamo.explain(model.loss)(batch, 0.5, 1.0, torch.randn(8, 4))
     assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
 
@@ -173,8 +172,8 @@ def test_a_failed_compilation_is_one_line_and_saves_nothing(digits, tmp_path, mo
             raise torch._dynamo.exc.InternalTorchDynamoError("No working C++ compiler found\nlong details")
         return call
 
-    monkeypatch.setattr(training.torch, "compile", broken)
-    with pytest.raises(JMVAEError, match=r"^--compile: torch.compile failed \(No working C\+\+ compiler found\); train without --compile$"):
+    monkeypatch.setattr(training_step.torch, "compile", broken)
+    with pytest.raises(JMVAEError, match=r"^torch.compile failed \(No working C\+\+ compiler found\); train without compiling$"):
         train(tiny_config(digits), tiny_train(max_steps=2, compile=True), digits, tmp_path / "run", progress=False)
     assert latest_checkpoint(tmp_path / "run") is None
 
@@ -231,7 +230,7 @@ def test_clipping_inside_fused_adam_equals_clip_grad_norm(fused):
             optimizer.zero_grad()
             (net(x) ** 2).sum().backward()
         expected = torch.nn.utils.clip_grad_norm_(list(nets[0].parameters()), 30.0)
-        got = training.clip_gradients(optimizers[1], list(nets[1].parameters()), 30.0)
+        got = optim.clip_gradients(optimizers[1], list(nets[1].parameters()), 30.0)
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
         clipped_steps += int(expected > 30.0)
         for optimizer in optimizers:

@@ -18,7 +18,8 @@ from jmvae.estimators import iw_log_likelihood, iw_log_likelihoods, log_marginal
 from jmvae.evaluation import evaluate
 from jmvae.generation import generate, predict
 from jmvae.models import CMMA, CVAE, JMVAE, VAE, MultimodalModel, build_model
-from jmvae.training import load_model, train
+from jmvae.runs import load_model
+from jmvae.training import train
 
 __all__ = [
     "CMMA", "CVAE", "CheckpointError", "DataError", "EvalConfig", "JMVAE", "JMVAEError", "Modality",

@@ -27,7 +27,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from jmvae.config import ModelConfig, TrainConfig
+from jmvae.config import AdversarialConfig, ModelConfig, TrainConfig
 from jmvae.errors import CheckpointError
 
 FORMAT = "jmvae-run"
@@ -36,14 +36,24 @@ VERSION = 1
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that defines a run: what is trained, how, and on which data."""
+    """Everything that defines a run: what is trained, how, and on which data (and, for a GAN
+    variant, its adversarial game)."""
 
     model: ModelConfig
     train: TrainConfig
     data: dict[str, Any]
+    adversarial: AdversarialConfig | None = None
+
+    @property
+    def display_name(self) -> str:
+        """The run's row name: ``jmvae-kl(alpha=0.1)``, or its GAN variant's ``jmvae-gan(alpha=0.1)``."""
+        return self.adversarial.display_name(self.model) if self.adversarial else self.model.display_name
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": VERSION, "model": self.model.to_dict(), "train": self.train.to_dict(), "data": self.data}
+        out = {"format": FORMAT, "version": VERSION, "model": self.model.to_dict(), "train": self.train.to_dict(), "data": self.data}
+        if self.adversarial is not None:
+            out["adversarial"] = self.adversarial.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: Path) -> RunConfig:
@@ -52,9 +62,24 @@ class RunConfig:
         if raw.get("version") != VERSION:
             raise CheckpointError(f"{where}: run format version {raw.get('version')}, this jmvae reads version {VERSION}")
         try:
-            return cls(ModelConfig.from_dict(raw["model"]), TrainConfig.from_dict(raw["train"]), dict(raw["data"]))
+            model, train, adversarial = _with_adversarial_apart(raw)
+            return cls(ModelConfig.from_dict(model), TrainConfig.from_dict(train), dict(raw["data"]), adversarial)
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{where}: invalid run config ({exc})") from None
+
+
+def _with_adversarial_apart(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], AdversarialConfig | None]:
+    """The model and training dicts of a saved config, and its adversarial game. Configs written
+    before ``AdversarialConfig`` kept it in the model (``adversarial``, ``gan_weight``) and the
+    training settings (``gan_real_label``, with Adam's betas in ``betas``): read either way."""
+    model, train = dict(raw["model"]), dict(raw["train"])
+    was_adversarial, weight = model.pop("adversarial", False), model.pop("gan_weight", 1.0)
+    real_label = train.pop("gan_real_label", 1.0)
+    if "adversarial" in raw:
+        return model, train, AdversarialConfig.from_dict(raw["adversarial"])
+    if was_adversarial:
+        return model, train, AdversarialConfig(weight, real_label, tuple(train.get("betas", (0.5, 0.999))))
+    return model, train, None
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -98,7 +123,7 @@ def clear_run(run_dir: Path) -> None:
 
 def remove_unstarted_run(run_dir: Path, remove_folder: bool = False) -> None:
     """Take back what a run that never wrote a checkpoint wrote (its config and metrics), so the
-    folder does not look like a run that a retry must ``--resume`` or ``--overwrite``; with
+    folder does not look like a run that a retry must resume or overwrite; with
     ``remove_folder``, the folder too if that leaves it empty."""
     run_dir = Path(run_dir)
     if latest_checkpoint(run_dir) is not None:
@@ -126,12 +151,13 @@ def file_sha256(path: Path) -> str:
 
 def save_checkpoint(
     run_dir: Path,
-    model: torch.nn.Module,
+    weights: dict[str, torch.Tensor],
     optimizer: torch.optim.Optimizer,
     state: dict[str, Any],
     rng: dict[str, torch.Tensor],
 ) -> Path:
-    """Write a checkpoint of the model, optimizer, RNG states and ``state`` (epoch, step, ...).
+    """Write a checkpoint of the weights (the model's state dict, and whatever is trained beside
+    it under its own prefix), optimizer, RNG states and ``state`` (epoch, step, ...).
 
     If writing fails (a full disk, a folder gone read-only), the partial folder is removed, the
     previous checkpoint stays current and ``CheckpointError`` says why.
@@ -139,7 +165,7 @@ def save_checkpoint(
     root = Path(run_dir) / "checkpoints"
     folder = root / f"step-{state['step']:09d}"
     try:
-        return _write_checkpoint(root, folder, model, optimizer, state, rng)
+        return _write_checkpoint(root, folder, weights, optimizer, state, rng)
     except OSError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise CheckpointError(
@@ -148,26 +174,26 @@ def save_checkpoint(
         ) from None
 
 
-def checkpoint_bytes(model: torch.nn.Module) -> int:
-    """About how many bytes one checkpoint of ``model`` takes (weights and Adam's two moments)."""
-    return 3 * sum(p.numel() * p.element_size() for p in model.parameters()) + (1 << 20)
+def checkpoint_bytes(parameters: list[torch.nn.Parameter]) -> int:
+    """About how many bytes one checkpoint of these parameters takes (weights and Adam's two moments)."""
+    return 3 * sum(p.numel() * p.element_size() for p in parameters) + (1 << 20)
 
 
-def check_free_space(run_dir: Path, model: torch.nn.Module) -> None:
+def check_free_space(run_dir: Path, parameters: list[torch.nn.Parameter]) -> None:
     """Refuse to start a run whose checkpoints cannot fit on the disk (two are on disk while one is written)."""
-    need = 2 * checkpoint_bytes(model)
+    need = 2 * checkpoint_bytes(parameters)
     free = shutil.disk_usage(run_dir).free
     if free < need:
         raise CheckpointError(
             f"{run_dir}: {free / 2**20:.0f} MiB free on this disk, but checkpoints of this model need about "
-            f"{need / 2**20:.0f} MiB; free some space or choose another --out"
+            f"{need / 2**20:.0f} MiB; free some space or choose another run folder", ("run_dir",)
         )
 
 
 def _write_checkpoint(
     root: Path,
     folder: Path,
-    model: torch.nn.Module,
+    weights: dict[str, torch.Tensor],
     optimizer: torch.optim.Optimizer,
     state: dict[str, Any],
     rng: dict[str, torch.Tensor],
@@ -175,8 +201,7 @@ def _write_checkpoint(
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(weights, folder / "model.safetensors")
+    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, folder / "model.safetensors")
     opt_tensors, opt_meta = flatten_optimizer(optimizer)
     tensors = {**opt_tensors, **{f"rng/{k}": v.cpu().contiguous() for k, v in rng.items()}}
     save_file(tensors, folder / "training_state.safetensors")

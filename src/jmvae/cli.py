@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from jmvae import __version__
-from jmvae.config import GAN_MODELS, MODEL_KINDS, PRECISIONS, EvalConfig, ModelConfig, TrainConfig, model_kind
+from jmvae.config import GAN_MODELS, MODEL_KINDS, PRECISIONS, AdversarialConfig, EvalConfig, ModelConfig, TrainConfig, model_kind
 from jmvae.data import DATASETS, load_dataset
 from jmvae.errors import CheckpointError, JMVAEError
 
@@ -315,18 +315,18 @@ def given_options(args: argparse.Namespace) -> set[str]:
     return {dest for dest, value in vars(namespace).items() if value is not unset}
 
 
-def model_name(config: ModelConfig) -> str:
-    """The ``--model`` name of a model config: its kind, or its GAN variant's name."""
-    if config.adversarial:
-        return next(name for name, kind in GAN_MODELS.items() if kind == config.kind)
-    return config.kind
+def model_name(run: Any) -> str:
+    """The ``--model`` name of a saved run (a ``RunConfig``): its kind, or its GAN variant's name."""
+    if run.adversarial is not None:
+        return next(name for name, kind in GAN_MODELS.items() if kind == run.model.kind)
+    return run.model.kind
 
 
 def saved_settings(run: Any) -> dict[str, Any]:
     """The value each ``train`` flag stands for in a saved run (a ``RunConfig``)."""
-    m, t = run.model, run.train
-    return {"data": run.data["name"], "model": model_name(m), "alpha": m.alpha, "gan_weight": m.gan_weight,
-            "gan_real_label": t.gan_real_label, "lr": t.lr, "batch_size": t.batch_size, "warmup": t.warmup_epochs,
+    m, t, game = run.model, run.train, run.adversarial
+    return {"data": run.data["name"], "model": model_name(run), "alpha": m.alpha,
+            "gan_weight": game.weight if game else None, "gan_real_label": game.real_label if game else None, "lr": t.lr, "batch_size": t.batch_size, "warmup": t.warmup_epochs,
             "warmup_all_kl": t.warmup_all_kl, "clip": t.clip_grad_norm or 0.0, "seed": t.seed,
             "latent_dim": m.latent_dim, "hidden_dim": m.hidden_dim, "train_precision": t.precision,
             "attributes": run.data.get("options", {}).get("attributes")}
@@ -351,20 +351,18 @@ def check_resume_flags(args: argparse.Namespace, run: Any, out: Path) -> None:
 
 def train_config(args: argparse.Namespace, epochs_default: int, dataset: str = "mnist") -> TrainConfig:
     celeba = dataset == "celeba"  # the paper's CelebA optimisation: jmvae.data.celeba.paper_train_config
-    adversarial = getattr(args, "model", "") in GAN_MODELS  # Adam's beta1 = 0.5 for the GAN variants too
     return TrainConfig(
         epochs=args.epochs or epochs_default,
         max_steps=args.max_steps,
         batch_size=args.batch_size,
         lr=args.lr if args.lr is not None else (1e-4 if celeba else 1e-3),
-        betas=(0.5, 0.999) if celeba or adversarial else (0.9, 0.999),
+        betas=(0.5, 0.999) if celeba else (0.9, 0.999),
         warmup_epochs=args.warmup if args.warmup is not None else (20.0 if celeba else 0.0),
         warmup_all_kl=args.warmup_all_kl,
         clip_grad_norm=args.clip or None,
         seed=args.seed,
         device=args.device,
         threads=args.threads,
-        gan_real_label=getattr(args, "gan_real_label", None) or 1.0,
         precision=args.train_precision,
         compile=args.compile,
     )
@@ -385,8 +383,9 @@ def eval_config(args: argparse.Namespace, dataset: str = "mnist") -> EvalConfig:
                       chunk=args.chunk, seed=args.eval_seed, precision=args.precision, n_prior_check=check)
 
 
-def new_run(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, Any]:
-    """The model, training settings and data of a new run, from the command line's flags."""
+def new_run(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, Any, AdversarialConfig | None]:
+    """The model, training settings, data and (GAN variants) adversarial game of a new run, from
+    the command line's flags."""
     kind, adversarial = model_kind(args.model)
     if kind != "jmvae-kl" and args.alpha:
         raise JMVAEError(f"--alpha applies to --model jmvae-kl and jmvae-gan only, not {args.model}")
@@ -409,13 +408,14 @@ def new_run(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, Any]:
         model_config = dataclasses.replace(model_config, **sizes)
     else:
         model_config = ModelConfig(kind, data.modalities, args.latent_dim or 64, args.hidden_dim or 512, alpha=alpha)
-    if adversarial:
-        model_config = dataclasses.replace(model_config, adversarial=True, gan_weight=args.gan_weight)
+    game = AdversarialConfig(args.gan_weight, args.gan_real_label) if adversarial else None
+    if game is not None:
+        game.check(model_config)
     config = train_config(args, DEFAULT_EPOCHS[args.data], args.data)
-    return model_config, config, data
+    return model_config, config, data, game
 
 
-def resumed_run(args: argparse.Namespace, out: Path) -> tuple[ModelConfig, TrainConfig, Any]:
+def resumed_run(args: argparse.Namespace, out: Path) -> tuple[ModelConfig, TrainConfig, Any, AdversarialConfig | None]:
     """``--resume``: the run's own model, training settings and data (its config.json), so
     ``jmvae train --resume --out RUN`` needs no other flag. ``--epochs`` and ``--max-steps``
     (to train further), ``--device``, ``--threads`` and ``--compile`` may be given; they replace the
@@ -434,7 +434,7 @@ def resumed_run(args: argparse.Namespace, out: Path) -> tuple[ModelConfig, Train
     if name == "celeba":
         options["progress"] = not args.no_progress
     data = load_dataset(name, args.data_dir, **options)
-    return run.model, config, data
+    return run.model, config, data, run.adversarial
 
 
 def command_train(args: argparse.Namespace) -> int:
@@ -452,10 +452,10 @@ def command_train(args: argparse.Namespace) -> int:
     created = not out.exists()
     try:
         check_writable(out)
-        model_config, config, data = resumed_run(args, out) if args.resume else new_run(args)
+        model_config, config, data, game = resumed_run(args, out) if args.resume else new_run(args)
         distributed.barrier(world)  # every rank has checked the folder before rank 0 writes to it
         result = train(model_config, config, data, out, resume=args.resume, overwrite=args.overwrite,
-                       progress=not args.no_progress, data_info=data.run_info())
+                       progress=not args.no_progress, data_info=data.run_info(), adversarial=game)
     except BaseException:
         if created and world.is_main:
             remove_if_empty(out)  # train() took back what it wrote; a bad flag or data leaves no empty folder
@@ -465,7 +465,8 @@ def command_train(args: argparse.Namespace) -> int:
         return 130 if result.interrupted else 0
     status = "stopped (checkpoint saved; --resume continues)" if result.interrupted else "trained"
     threads = torch.get_num_threads()
-    print(f"{status} {model_config.display_name} on {data.name}: epoch {result.epoch}, step {result.step}, "
+    name = game.display_name(model_config) if game else model_config.display_name
+    print(f"{status} {name} on {data.name}: epoch {result.epoch}, step {result.step}, "
           f"{result.seconds:.1f} s on {threads} thread{'s' * (threads > 1)}, "
           + (f"last epoch's loss {last['loss']:.3f}" if last else "no full epoch yet")
           + f"; run folder {out}", file=sys.stderr)
@@ -502,7 +503,7 @@ def check_writable(folder: Path) -> None:
 
 def command_evaluate(args: argparse.Namespace) -> int:
     from jmvae.evaluation import evaluate
-    from jmvae.training import load_model
+    from jmvae.runs import load_model
 
     world = start_distributed(args)
     model, run, state = load_model(args.run_dir, args.device)
@@ -561,7 +562,7 @@ def evaluation_lines(result: dict[str, Any], config: ModelConfig, epochs: int) -
 def command_sample(args: argparse.Namespace) -> int:
     from jmvae.generation import generate, parse_given
     from jmvae.images import check_png_path, image_grid, save_png
-    from jmvae.training import load_model
+    from jmvae.runs import load_model
 
     check_png_path(args.out)
     model, run, _ = load_model(args.run_dir, args.device)
@@ -593,7 +594,7 @@ def class_names(dataset: str) -> tuple[str, ...] | None:
 
 def command_predict(args: argparse.Namespace) -> int:
     from jmvae.editing import feature_names, load_image, predict_other
-    from jmvae.training import load_model
+    from jmvae.runs import load_model
 
     model, run, _ = load_model(args.run_dir, args.device)
     names = feature_names(model, run.data, class_names(run.data["name"]))
@@ -617,7 +618,7 @@ def command_predict(args: argparse.Namespace) -> int:
 def command_edit(args: argparse.Namespace) -> int:
     from jmvae.editing import displayable, edit_image, feature_names, load_image, parse_changes
     from jmvae.images import check_png_path, labelled_row, save_png
-    from jmvae.training import load_model
+    from jmvae.runs import load_model
 
     check_png_path(args.out)
     model, run, _ = load_model(args.run_dir, args.device)
@@ -768,6 +769,19 @@ def main(argv: list[str] | None = None) -> int:
                 torch.set_num_threads(threads)
 
 
+SETTING_FLAGS = {"lr": "--lr", "warmup_epochs": "--warmup", "clip_grad_norm": "--clip", "compile": "--compile",
+                 "device": "--device", "data_dir": "--data-dir", "run_dir": "--out", "threads": "--threads",
+                 "distributed": "--distributed"}
+"""The flag that sets each library setting a ``JMVAEError`` names (``JMVAEError.settings``)."""
+
+
+def with_flags(exc: Exception) -> str:
+    """The error's message, with the flags that set the settings it names: "... (flags: --lr, --warmup)"."""
+    message = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.filename}: {exc.strerror}"
+    flags = [SETTING_FLAGS[s] for s in getattr(exc, "settings", ()) if s in SETTING_FLAGS]
+    return f"{message} (flags: {', '.join(flags)})" if flags else message
+
+
 def run_command(args: argparse.Namespace) -> int:
     """The command's exit code; the user's errors as one line and 2 (``--debug``: the traceback)."""
     try:
@@ -775,7 +789,7 @@ def run_command(args: argparse.Namespace) -> int:
     except (JMVAEError, ValueError, OSError) as exc:
         if args.debug:
             raise
-        message = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.filename}: {exc.strerror}"
+        message = with_flags(exc)
         print(f"jmvae {args.command}: error: {' '.join(message.split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -127,10 +127,6 @@ class ModelConfig:
     The first modality is ``x``, the one the baselines generate; for CVAE and CMMA the others are
     the condition ``w``. JMVAE models every modality jointly. Defaults are the paper's MNIST
     architecture (SETUP.md): 64 latent dims, 512 hidden units, ReLU.
-
-    ``adversarial``: the GAN variant (VAE-GAN, CVAE-GAN, CMMA-GAN, JMVAE-GAN; ``jmvae.adversarial``),
-    a discriminator of ``hidden_dim`` dense units on the first modality, trained against its
-    decoder; ``gan_weight`` scales the decoder's generator loss (the paper: 1).
     """
 
     kind: ModelKind
@@ -139,8 +135,6 @@ class ModelConfig:
     hidden_dim: int = 512
     alpha: float = 0.0
     min_variance: float = 1e-6
-    adversarial: bool = False
-    gan_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -159,11 +153,6 @@ class ModelConfig:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if self.kind != "jmvae-kl" and self.alpha != 0:
             raise ValueError(f"alpha applies to jmvae-kl only, not {self.kind!r}")
-        if self.gan_weight < 0:
-            raise ValueError(f"gan_weight must be >= 0, got {self.gan_weight}")
-        if self.adversarial and mods[0].likelihood == "categorical":
-            raise ValueError(f"the GAN variants put a discriminator on the first modality, which must be an image, "
-                             f"not the categorical {mods[0].name!r}")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -177,10 +166,9 @@ class ModelConfig:
 
     @property
     def display_name(self) -> str:
-        """The row name used in tables, e.g. ``jmvae-kl(alpha=0.01)``; the GAN variants
-        ``vae-gan``, ``cvae-gan``, ``cmma-gan``, ``jmvae-zero-gan``, ``jmvae-gan(alpha=0.1)``."""
-        kind = ("jmvae" if self.kind == "jmvae-kl" else self.kind) + "-gan" if self.adversarial else self.kind
-        return f"{kind}(alpha={self.alpha:g})" if self.kind == "jmvae-kl" else kind
+        """The row name used in tables, e.g. ``jmvae-kl(alpha=0.01)`` (a GAN variant's:
+        ``AdversarialConfig.display_name``)."""
+        return f"{self.kind}(alpha={self.alpha:g})" if self.kind == "jmvae-kl" else self.kind
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -228,7 +216,6 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None
-    gan_real_label: float = 1.0
     precision: str = "fp32"
     compile: bool = False
 
@@ -244,8 +231,6 @@ class TrainConfig:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"learning rate must be a finite number > 0, got {self.lr}")
-        if not 0.5 < self.gan_real_label <= 1:
-            raise ValueError(f"gan_real_label (one-sided label smoothing) must be in (0.5, 1], got {self.gan_real_label}")
         if self.warmup_epochs < 0:
             raise ValueError(f"warm-up must be >= 0 epochs, got {self.warmup_epochs}")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
@@ -256,6 +241,47 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class AdversarialConfig:
+    """A GAN variant (VAE-GAN, CVAE-GAN, CMMA-GAN, JMVAE-GAN; ``jmvae.adversarial``): a
+    discriminator on the model's first modality (an image), trained against its decoder.
+
+    ``weight`` scales the decoder's generator loss (the paper: 1); ``real_label`` < 1 is one-sided
+    label smoothing of the discriminator's targets on real images; ``betas`` are Adam's for both
+    players (beta1 = 0.5: the paper's CelebA setting, as in DCGAN), whatever ``TrainConfig.betas``.
+    """
+
+    weight: float = 1.0
+    real_label: float = 1.0
+    betas: tuple[float, float] = (0.5, 0.999)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(self.betas))
+        if self.weight < 0:
+            raise ValueError(f"the GAN weight must be >= 0, got {self.weight}")
+        if not 0.5 < self.real_label <= 1:
+            raise ValueError(f"the real label (one-sided label smoothing) must be in (0.5, 1], got {self.real_label}")
+
+    def check(self, model: ModelConfig) -> None:
+        """The discriminator reads the first modality, which must be an image."""
+        first = model.modalities[0]
+        if first.likelihood == "categorical":
+            raise ValueError(f"the GAN variants put a discriminator on the first modality, which must be an image, "
+                             f"not the categorical {first.name!r}")
+
+    def display_name(self, model: ModelConfig) -> str:
+        """``vae-gan``, ``cvae-gan``, ``cmma-gan``, ``jmvae-zero-gan``, ``jmvae-gan(alpha=0.1)``."""
+        kind = ("jmvae" if model.kind == "jmvae-kl" else model.kind) + "-gan"
+        return f"{kind}(alpha={model.alpha:g})" if model.kind == "jmvae-kl" else kind
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdversarialConfig:
         return cls(**data)
 
 

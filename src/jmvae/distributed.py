@@ -65,10 +65,11 @@ def setup(device: str) -> tuple[World, str]:
     if not launched_by_torchrun():
         return World(), device
     if not dist.is_available():
-        raise JMVAEError("this torch build has no torch.distributed; run without --distributed")
+        raise JMVAEError("this torch build has no torch.distributed; run on one process", ("distributed",))
     missing = [v for v in ("RANK", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
     if missing:
-        raise JMVAEError(f"--distributed: {', '.join(missing)} not set; launch with torchrun --nproc-per-node N")
+        raise JMVAEError(f"data parallelism: {', '.join(missing)} not set; launch with torchrun --nproc-per-node N",
+                         ("distributed",))
     if device.startswith("cuda"):
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)

@@ -46,6 +46,14 @@ def draw(dist: Distribution, sample_shape: tuple[int, ...] | Size, generator: to
     return inverse_cdf_draw(dist, sample_shape, generator)
 
 
+def at_noise(dist: Distribution, noise: Tensor) -> Tensor:
+    """The reparameterised sample z = loc + scale * noise of a diagonal Gaussian (a Normal, or an
+    Independent of one) at given standard-normal ``noise``: training draws its noise from a
+    generator of its own, so that data-parallel ranks take the rows of one global draw."""
+    normal = dist.base_dist if isinstance(dist, Independent) else dist
+    return normal.loc + normal.scale * noise
+
+
 def standard_normal(shape: Size, like: Tensor, generator: torch.Generator) -> Tensor:
     return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
 

@@ -59,7 +59,7 @@ from jmvae.data import Standardization, load_dataset
 from jmvae.errors import DataError, JMVAEError
 from jmvae.generation import generate, predict
 from jmvae.images import image_grid
-from jmvae.training import load_model
+from jmvae.runs import load_model
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # an uploaded file's size limit
 MAX_SIDE = 4096  # an uploaded image's width and height limit, in pixels

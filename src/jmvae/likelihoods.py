@@ -9,9 +9,6 @@ so ``log_prob`` sums over a datum's elements and keeps the sample and batch axes
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -91,28 +88,13 @@ def encoder_input(modality: Modality, value: Tensor) -> Tensor:
     return value.reshape(value.shape[0], -1).to(torch.get_default_dtype())
 
 
-_checked = threading.local()
-
-
-@contextmanager
-def labels_already_checked() -> Iterator[None]:
-    """While open (in this thread), ``check_batch_value`` skips the range test of class labels.
-
-    That test reads the labels' minimum and maximum back to the host: on a GPU, a wait for the
-    device at every batch. The training loop opens this after ``check_paired`` has checked every
-    label of the training set once; shapes and dtypes are still checked.
-    """
-    previous = getattr(_checked, "labels", False)
-    _checked.labels = True
-    try:
-        yield
-    finally:
-        _checked.labels = previous
-
-
-def check_batch_value(modality: Modality, value: Tensor) -> None:
+def check_batch_value(modality: Modality, value: Tensor, label_range: bool = True) -> None:
     """Raise ``ValueError`` naming the modality if ``value`` does not have this modality's shape
-    (and, for class labels, an integer dtype and values in range)."""
+    (and, for class labels, an integer dtype and, with ``label_range``, values in range).
+
+    The range test reads the labels' minimum and maximum back to the host (on a GPU, a wait for
+    the device): a caller that has checked every label once (the training loop, through
+    ``MultimodalModel.labels_checked``) skips it; shapes and dtypes are always checked."""
     expected = () if modality.likelihood == "categorical" else modality.shape
     if value.dim() < 1 or tuple(value.shape[1:]) != expected:
         raise ValueError(
@@ -123,7 +105,7 @@ def check_batch_value(modality: Modality, value: Tensor) -> None:
     if modality.likelihood == "categorical":
         if value.is_floating_point():
             raise ValueError(f"modality {modality.name!r}: class labels must be integers, got {value.dtype}")
-        if value.numel() and not getattr(_checked, "labels", False) and (int(value.min()) < 0 or int(value.max()) >= modality.shape[0]):
+        if value.numel() and label_range and (int(value.min()) < 0 or int(value.max()) >= modality.shape[0]):
             raise ValueError(
                 f"modality {modality.name!r}: labels must lie in [0, {modality.shape[0] - 1}], "
                 f"got [{int(value.min())}, {int(value.max())}]"

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
+from jmvae.distributions import at_noise
+
 
 @dataclass
 class LossTerms:
@@ -30,16 +32,12 @@ class LossTerms:
     reconstruction: dict[str, Tensor]
     kl_prior: Tensor
     kl_unimodal: dict[str, Tensor] = field(default_factory=dict)
-    z: Tensor | None = None  # the posterior sample the reconstruction terms used, detached
-    adversarial: dict[str, Tensor] = field(default_factory=dict)  # GAN variants: gan/generator, ...
 
     def named(self) -> dict[str, Tensor]:
-        """Flat name -> tensor view for logs: ``loss``, ``kl_prior``, ``recon/<m>``, ``kl/<m>``,
-        and the GAN variants' ``gan/generator``, ``gan/discriminator``, ``gan/d_real``."""
+        """Flat name -> tensor view for logs: ``loss``, ``kl_prior``, ``recon/<m>``, ``kl/<m>``."""
         out = {"loss": self.total, "kl_prior": self.kl_prior}
         out.update({f"recon/{k}": v for k, v in self.reconstruction.items()})
         out.update({f"kl/{k}": v for k, v in self.kl_unimodal.items()})
-        out.update({f"gan/{k}": v for k, v in self.adversarial.items()})
         return out
 
 
@@ -83,12 +81,12 @@ def negative_elbo(
     if noise is None:
         z = posterior.rsample()  # (B, L)
     else:
-        z = posterior.base_dist.loc + posterior.base_dist.scale * noise
+        z = at_noise(posterior, noise)
     log_likelihoods = model.log_likelihoods(z, batch, model.generated)
     reconstruction = {name: ll.mean() for name, ll in log_likelihoods.items()}
     kl_prior = gaussian_kl(posterior, model.prior(batch)).mean()
     total = kl_weight * kl_prior - sum(reconstruction.values())
-    return LossTerms(total, reconstruction, kl_prior, z=z.detach()), posterior
+    return LossTerms(total, reconstruction, kl_prior), posterior
 
 
 def unimodal_kl(joint_posterior, unimodal_posteriors: dict[str, object]) -> dict[str, Tensor]:

@@ -44,7 +44,8 @@ from jmvae.errors import JMVAEError  # noqa: E402
 from jmvae.generation import generate  # noqa: E402
 from jmvae.images import image_grid  # noqa: E402
 from jmvae.models import MultimodalModel  # noqa: E402
-from jmvae.training import load_model, read_history  # noqa: E402
+from jmvae.runs import load_model  # noqa: E402
+from jmvae.training import read_history  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

@@ -40,7 +40,8 @@ from jmvae.data import PairedData
 from jmvae.errors import CheckpointError
 from jmvae.evaluation import ACTIVE_UNIT_THRESHOLD, evaluate
 from jmvae.plots import image_and_label, model_figures
-from jmvae.training import load_model, train
+from jmvae.runs import load_model
+from jmvae.training import train
 
 ROWS: tuple[tuple[str, float], ...] = (
     ("vae", 0.0),

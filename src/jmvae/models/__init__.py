@@ -19,14 +19,8 @@ MODEL_CLASSES: dict[str, type[MultimodalModel]] = {
 
 
 def build_model(config: ModelConfig) -> MultimodalModel:
-    """The model named by ``config.kind``, freshly initialised; with ``config.adversarial``, it
-    also owns ``discriminator`` (``jmvae.adversarial``), saved and loaded with its weights."""
-    model = MODEL_CLASSES[config.kind](config)
-    if config.adversarial:
-        from jmvae.adversarial import Discriminator
-
-        model.discriminator = Discriminator(config.modalities[0], config.hidden_dim)
-    return model
+    """The model named by ``config.kind``, freshly initialised from torch's global generator."""
+    return MODEL_CLASSES[config.kind](config)
 
 
 __all__ = ["Batch", "CMMA", "CVAE", "JMVAE", "MODEL_CLASSES", "MultimodalModel", "VAE", "build_model"]

@@ -7,14 +7,16 @@ A model exposes the pieces of its generative story and its inference network, so
 - ``prior(batch)``: p(z) = N(0, I), or p(z | w) for the CMMA;
 - ``decode(z, batch)``: p(x_m | z[, w]) for every modality the model generates;
 - ``log_likelihoods(z, batch, names)``: log p(x_m | z[, w]) of the data, shape (S, B) or (B,);
-- ``loss(batch, kl_weight, alpha_weight)``: the negative training bound as ``LossTerms``.
+- ``bound(batch, kl_weight, alpha_weight, noise)``: the negative training bound as ``LossTerms``,
+  with the posterior q(z | inputs) its one sample per datum was drawn from; ``loss`` is its terms.
 
 A batch is ``dict[str, Tensor]``: images (B, *shape) floats, labels (B,) int64.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -43,7 +45,7 @@ class MultimodalModel(nn.Module):
         super().__init__()
         self.config = config
         self.decoders = nn.ModuleDict()
-        self.discriminator: nn.Module | None = None  # the GAN variants' (build_model sets it)
+        self.check_label_range = True  # see labels_checked
 
     # -- the generative model -------------------------------------------------------------
     def prior(self, batch: Batch) -> Distribution:
@@ -90,10 +92,26 @@ class MultimodalModel(nn.Module):
             return self.prior(batch)
         return self.posterior(batch, given)
 
+    def bound(self, batch: Batch, kl_weight: float = 1.0, alpha_weight: float = 1.0,
+              noise: Tensor | None = None) -> tuple[LossTerms, Distribution]:
+        """The negative training bound (the ELBO for the baselines and JMVAE-zero) and the posterior
+        q(z | inputs) whose sample z = mean + std * ``noise`` it was estimated at (``negative_elbo``)."""
+        return negative_elbo(self, batch, kl_weight, noise)
+
     def loss(self, batch: Batch, kl_weight: float = 1.0, alpha_weight: float = 1.0, noise: Tensor | None = None) -> LossTerms:
-        """The negative training bound (ELBO for the baselines and JMVAE-zero); ``noise``: see ``negative_elbo``."""
-        terms, _ = negative_elbo(self, batch, kl_weight, noise)
-        return terms
+        """The terms of ``bound``: what the optimiser minimises."""
+        return self.bound(batch, kl_weight, alpha_weight, noise)[0]
+
+    @contextmanager
+    def labels_checked(self) -> Iterator[None]:
+        """While open, encoder inputs skip the range test of class labels (``check_batch_value``),
+        whose read of the labels' extremes makes a GPU wait at every batch: the training loop opens
+        it once every training label has been checked. Shapes and dtypes are still checked."""
+        previous, self.check_label_range = self.check_label_range, False
+        try:
+            yield
+        finally:
+            self.check_label_range = previous
 
     # -- helpers ----------------------------------------------------------------------------
     def encoder_inputs(self, batch: Batch, given: Sequence[str]) -> dict[str, Tensor]:
@@ -103,7 +121,7 @@ class MultimodalModel(nn.Module):
             if name not in batch:
                 raise ValueError(f"modality {name!r} is missing from the batch (it has {sorted(batch)})")
             modality = self.config.modality(name)
-            likelihoods.check_batch_value(modality, batch[name])
+            likelihoods.check_batch_value(modality, batch[name], self.check_label_range)
             out[name] = likelihoods.encoder_input(modality, batch[name])
         return out
 

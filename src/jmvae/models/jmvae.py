@@ -59,15 +59,17 @@ class JMVAE(MultimodalModel):
         experts = [self.unimodal_encoders[name](inputs[name]) for name in given]
         return experts[0] if len(experts) == 1 else product_of_gaussians(experts)
 
-    def loss(self, batch: Batch, kl_weight: float = 1.0, alpha_weight: float = 1.0, noise: torch.Tensor | None = None) -> LossTerms:
+    def bound(self, batch: Batch, kl_weight: float = 1.0, alpha_weight: float = 1.0,
+              noise: torch.Tensor | None = None) -> tuple[LossTerms, Distribution]:
+        """The joint bound L_JM (Eq. 3), and for JMVAE-kl minus alpha * sum_m KL(q(z|x,w) || q(z|x_m))
+        (Eq. 4); with the joint posterior its sample was drawn from."""
         names = self.config.names
         inputs = self.encoder_inputs(batch, names)  # checked and one-hot encoded once for all encoders
         terms, joint = negative_elbo(self, batch, kl_weight, noise, self._posterior_of_inputs(inputs, names))
         if self.config.kind == "jmvae-kl":
             terms.kl_unimodal = unimodal_kl(joint, {m: self._posterior_of_inputs(inputs, (m,)) for m in names})
             terms.total = terms.total + self.config.alpha * alpha_weight * sum(terms.kl_unimodal.values())
-        return terms
-
+        return terms, joint
 
 def product_of_gaussians(experts: list[Independent]) -> Independent:
     """The normalised product of diagonal Gaussians: precisions add, means are precision-weighted."""
