@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -17,7 +19,7 @@ import torch
 from torch import Tensor
 
 from jmvae.config import Modality
-from jmvae.data.celeba.attributes import ATTRIBUTE_NAMES, read_attributes, read_partition
+from jmvae.data.celeba.attributes import ATTRIBUTE_NAMES, Attributes, read_attributes, read_partition
 from jmvae.data.celeba.cache import image_cache
 from jmvae.data.celeba.decode import Crop, crop_spec
 from jmvae.data.celeba.faces import FaceDetector
@@ -88,33 +90,12 @@ def load_celeba(
     partition = read_partition(partition_path) if partition_path is not None else None
 
     on_disk = image_sizes(images_dir)
-    keep = np.fromiter((name in on_disk for name in table.files), dtype=bool, count=len(table.files))
-    n_missing = int((~keep).sum())
-    if not keep.any():
-        raise DataError(
-            f"{images_dir}: none of the {len(table.files)} images named in {table.path.name} is there "
-            f"(first: {table.files[0]}); unzip img_align_celeba.zip into it"
-        )
-    if n_missing:
-        first = table.files[int(np.flatnonzero(~keep)[0])]
-        if on_missing == "error":
-            raise DataError(f"{images_dir / first}: image file is missing ({n_missing} of the {len(table.files)} images named in {table.path.name} are)")
-        warnings.warn(
-            f"celeba: {n_missing:,} of {len(table.files):,} images named in {table.path.name} are not in {images_dir} "
-            f"(first missing: {first}); using the {int(keep.sum()):,} rows that have an image",
-            CelebAWarning, stacklevel=2,
-        )
+    keep = rows_with_images(table, on_disk, images_dir, on_missing)
     files = [name for name, k in zip(table.files, keep) if k]
     values = table.values[keep]
 
     cache = image_cache(folder, files, [on_disk[f] for f in files], crop_json, size, cache_dir, workers, progress, detector)
-    if not cache.found.all():
-        n_lost = int((~cache.found).sum())
-        if not cache.found.any():
-            raise DataError(f"{images_dir}: the face detector found no face in any of the {len(files)} images")
-        warnings.warn(f"celeba: no face detected in {n_lost:,} of {len(files):,} images; they are left out",
-                      CelebAWarning, stacklevel=2)
-    usable = np.flatnonzero(cache.found)
+    usable = rows_with_faces(cache.found, images_dir)
     train_idx, test_idx, split_key = split_rows(
         len(usable), [files[i] for i in usable], partition, split, split_seed, test_fraction, folder)
     train_rows, test_rows = usable[train_idx], usable[test_idx]
@@ -147,6 +128,41 @@ def load_celeba(
         standardization={"image": standardization},
         options=options,
     )
+
+
+def rows_with_images(table: Attributes, on_disk: Mapping[str, int], images_dir: Path,
+                     on_missing: Literal["warn", "error"]) -> np.ndarray:
+    """bool (N,): which attribute rows have their image file; the others are a ``CelebAWarning``
+    (or a ``DataError`` with ``on_missing="error"``), and no image at all is a ``DataError``."""
+    keep = np.fromiter((name in on_disk for name in table.files), dtype=bool, count=len(table.files))
+    n_missing = int((~keep).sum())
+    if not keep.any():
+        raise DataError(
+            f"{images_dir}: none of the {len(table.files)} images named in {table.path.name} is there "
+            f"(first: {table.files[0]}); unzip img_align_celeba.zip into it"
+        )
+    if n_missing:
+        first = table.files[int(np.flatnonzero(~keep)[0])]
+        if on_missing == "error":
+            raise DataError(f"{images_dir / first}: image file is missing ({n_missing} of the {len(table.files)} images named in {table.path.name} are)")
+        warnings.warn(
+            f"celeba: {n_missing:,} of {len(table.files):,} images named in {table.path.name} are not in {images_dir} "
+            f"(first missing: {first}); using the {int(keep.sum()):,} rows that have an image",
+            CelebAWarning, stacklevel=3,  # the caller of load_celeba
+        )
+    return keep
+
+
+def rows_with_faces(found: np.ndarray, images_dir: Path) -> np.ndarray:
+    """The cache rows with a face (all of them unless crop='detect' missed some: a ``CelebAWarning``;
+    none at all is a ``DataError``)."""
+    if not found.all():
+        n_lost = int((~found).sum())
+        if not found.any():
+            raise DataError(f"{images_dir}: the face detector found no face in any of the {len(found)} images")
+        warnings.warn(f"celeba: no face detected in {n_lost:,} of {len(found):,} images; they are left out",
+                      CelebAWarning, stacklevel=3)
+    return np.flatnonzero(found)
 
 
 def celeba_modalities(size: int = IMAGE_SIZE, attributes: AttributeLikelihood = "bernoulli") -> tuple[Modality, Modality]:
