@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jmvae.data.celeba import Standardization, StandardizedImages, celeba_modalities, paper_model_config
+from jmvae.data import Standardization, StandardizedImages
+from jmvae.data.celeba import celeba_modalities
+from jmvae.presets import paper_model_config
 
 
 def evict(path: Path) -> None:

@@ -8,6 +8,8 @@ import gzip
 import json
 import os
 import re
+import sys
+import types
 import warnings
 from pathlib import Path
 
@@ -18,11 +20,14 @@ from PIL import Image
 
 from jmvae import DataError, Modality, ModelConfig, TrainConfig, build_model, load_dataset, load_model, train
 from jmvae.data import PairedData, StandardizedImages, celeba
+from jmvae.data.celeba import cache as celeba_cache
 from jmvae.data.celeba import (
     ALIGNED_CROP,
     ATTRIBUTE_NAMES,
     CelebAWarning,
+    FaceDetector,
     decode_image,
+    detect_face,
     find_celeba,
     load_celeba,
     read_attributes,
@@ -200,10 +205,39 @@ def test_face_detector_option(celeba_partial_dir, tmp_path):
 
 
 def test_face_detector_without_opencv_says_what_to_install(fixture_dir, tmp_path, monkeypatch):
-    monkeypatch.setitem(__import__("sys").modules, "cv2", None)  # import cv2 fails
-    monkeypatch.setattr(celeba, "_cascade", None)
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 fails
     with pytest.raises(ValueError, match="crop='detect' needs OpenCV 4 .*pip install 'opencv-python-headless<5'"):
         load_celeba(fixture_dir, crop="detect", cache_dir=tmp_path / "cache")
+
+
+def test_the_face_detector_is_an_object_its_caller_owns(fixture_dir, tmp_path, monkeypatch):
+    """A stand-in for OpenCV: the authors' box rule on the cascade's boxes, and one cascade per
+    FaceDetector, made by whoever detects (here load_celeba, once per load)."""
+    made: list[str] = []
+
+    class Cascade:
+        def __init__(self, path):
+            made.append(path)
+
+        def empty(self):
+            return False
+
+        def detectMultiScale(self, gray, **kwargs):  # a face, and a box that leaves the image
+            return np.array([[40, 70, 100, 100], [0, 0, 20, 20]])
+
+    fake = types.SimpleNamespace(__version__="4-fake", CascadeClassifier=Cascade, COLOR_RGB2GRAY=7,
+                                 data=types.SimpleNamespace(haarcascades="cascades"), cvtColor=lambda rgb, code: rgb[..., 0])
+    monkeypatch.setitem(sys.modules, "cv2", fake)
+    rgb = np.zeros((218, 178, 3), dtype=np.uint8)
+    detector = FaceDetector()
+    box = (25, 55, 155, 185)  # grown by int(100 * 0.15) = 15 on each side
+    assert detector.box(rgb) == box and detect_face(rgb, detector) == box and len(made) == 1
+    assert detect_face(rgb) == box and len(made) == 2  # no detector given: a new one
+    data = load_celeba(fixture_dir, crop="detect", cache_dir=tmp_path / "cache")
+    assert len(made) == 3 and data.options["crop"] == "detect"
+    expected = decode_image(fixture_dir / "celeba" / "img_align_celeba" / "000001.jpg", list(box), 64)
+    undone = data.standardization["image"].undo(data.train["image"][0])
+    torch.testing.assert_close(undone, torch.from_numpy(expected).float() / 255, atol=1e-5, rtol=0)
 
 
 # -- clear errors -------------------------------------------------------------------------------
@@ -305,13 +339,13 @@ def test_unknown_options_are_refused(fixture_dir, tmp_path):
 
 def count_builds(monkeypatch) -> list[int]:
     builds: list[int] = []
-    original = celeba.build_cache
+    original = celeba_cache.build_cache
 
     def counting(*args, **kwargs):
         builds.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(celeba, "build_cache", counting)
+    monkeypatch.setattr(celeba_cache, "build_cache", counting)
     return builds
 
 
@@ -344,20 +378,20 @@ def test_cache_is_reused_and_rebuilt_when_stale(fixture_dir, tmp_path, monkeypat
 
 def test_cache_goes_to_the_celeba_folder_or_a_user_folder(fixture_dir, tmp_path, monkeypatch):
     monkeypatch.delenv("JMVAE_CACHE", raising=False)
-    assert celeba.default_cache_dir(fixture_dir / "celeba") == fixture_dir / "celeba" / "cache"
-    monkeypatch.setattr(celeba, "writable", lambda folder: False)  # a read-only data folder
+    assert celeba_cache.default_cache_dir(fixture_dir / "celeba") == fixture_dir / "celeba" / "cache"
+    monkeypatch.setattr(celeba_cache, "writable", lambda folder: False)  # a read-only data folder
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert celeba.default_cache_dir(fixture_dir / "celeba") == tmp_path / "home" / ".cache" / "jmvae" / "celeba-cache"
+    assert celeba_cache.default_cache_dir(fixture_dir / "celeba") == tmp_path / "home" / ".cache" / "jmvae" / "celeba-cache"
     monkeypatch.setenv("JMVAE_CACHE", str(tmp_path / "mine"))
-    assert celeba.default_cache_dir(fixture_dir / "celeba") == tmp_path / "mine" / "celeba"
+    assert celeba_cache.default_cache_dir(fixture_dir / "celeba") == tmp_path / "mine" / "celeba"
 
 
 def test_statistics_are_stored_with_the_cache(fixture_dir, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     data = load_celeba(fixture_dir, cache_dir=cache)
     calls: list[int] = []
-    original = celeba.channel_stats
-    monkeypatch.setattr(celeba, "channel_stats", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = celeba_cache.channel_stats
+    monkeypatch.setattr(celeba_cache, "channel_stats", lambda *a, **k: calls.append(1) or original(*a, **k))
     again = load_celeba(fixture_dir, cache_dir=cache)
     assert calls == [] and again.standardization == data.standardization
     load_celeba(fixture_dir, cache_dir=cache, split="random")  # another split: other statistics

@@ -11,9 +11,10 @@ from torch import nn
 from torch.distributions import Normal
 
 from jmvae import Modality, ModelConfig, build_model
-from jmvae.data.celeba import celeba_modalities, paper_model_config, paper_train_config
+from jmvae.data.celeba import celeba_modalities
 from jmvae.likelihoods import distribution, log_prob
 from jmvae.networks import ConvDecoder, ConvEncoder, ConvFeatures, modality_branch, modality_decoder, modality_encoder
+from jmvae.presets import paper_model_config, paper_train_config
 
 KINDS = ["vae", "cvae", "cmma", "jmvae-zero", "jmvae-kl"]
 

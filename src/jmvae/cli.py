@@ -401,7 +401,7 @@ def new_run(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, Any, Ad
     data = load_dataset(args.data, args.data_dir, **(celeba_options if args.data == "celeba" else {}))
     alpha = (0.1 if args.alpha is None else args.alpha) if kind == "jmvae-kl" else 0.0
     if args.data == "celeba":
-        from jmvae.data.celeba import paper_model_config
+        from jmvae.presets import paper_model_config
 
         model_config = paper_model_config(kind, data.modalities, alpha)
         sizes = {k: v for k, v in (("latent_dim", args.latent_dim), ("hidden_dim", args.hidden_dim)) if v is not None}

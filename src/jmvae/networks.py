@@ -19,7 +19,7 @@ dims, so objectives and estimators do not know which architecture they drive.
 A modality's own layers are ``modality.hidden_dim`` wide when it sets one, else the model's
 ``hidden_dim``; a joint encoder's shared layer is always the model's ``hidden_dim``. The paper's
 CelebA model is hidden_dim 1024 (the joint layer and the dense layer after the image encoder's
-convolutions) with the attribute modality at 512 (``jmvae.data.celeba.paper_model_config``).
+convolutions) with the attribute modality at 512 (``jmvae.presets.paper_model_config``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """MNIST and Fashion-MNIST from their standard IDX files, verified, downloaded when absent.
 
-Files live in ``<data folder>/mnist/`` and ``<data folder>/fashion_mnist/``. The data folder is
-``--data-dir``, else ``$JMVAE_DATA``, else ``~/.cache/jmvae``. Missing files are downloaded from
-the usual public mirror (``$JMVAE_MIRROR`` overrides its base URL); offline, the error says
-where to put them.
+Files live in ``<data folder>/mnist/`` and ``<data folder>/fashion_mnist/`` (the data folder:
+``data_dir``, else ``$JMVAE_DATA``, else ``~/.cache/jmvae``; see ``data.folders``). Missing
+files are downloaded from the usual public mirror (``$JMVAE_MIRROR`` overrides its base URL);
+offline, the error says where to put them.
 
 Split (the authors' code): train on all 60,000 training images, test on the 10,000 test images.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jmvae.data.folders import data_folder
 from jmvae.data.idx import parse_idx, read_gzip, sha256
 from jmvae.errors import DataError
 
@@ -43,17 +44,24 @@ FILES = {
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
 
+# SHA-256 of each file's decompressed content: (MNIST, Fashion-MNIST)
+DIGESTS = {
+    "train-images-idx3-ubyte.gz": ("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+                                   "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+    "train-labels-idx1-ubyte.gz": ("65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+                                   "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+    "t10k-images-idx3-ubyte.gz": ("0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+                                  "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+    "t10k-labels-idx1-ubyte.gz": ("ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+                                  "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+}
+
 MNIST = IdxDataset(
     name="mnist",
     folder="mnist",
     mirror="https://ossci-datasets.s3.amazonaws.com/mnist/",
     classes=tuple(str(i) for i in range(10)),
-    sha256={
-        "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-        "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-        "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-        "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-    },
+    sha256={name: digests[0] for name, digests in DIGESTS.items()},
 )
 
 FASHION_MNIST = IdxDataset(
@@ -61,21 +69,8 @@ FASHION_MNIST = IdxDataset(
     folder="fashion_mnist",
     mirror="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-    sha256={
-        "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-        "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-        "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-        "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-    },
+    sha256={name: digests[1] for name, digests in DIGESTS.items()},
 )
-
-
-def data_folder(data_dir: str | os.PathLike | None = None) -> Path:
-    """``data_dir``, else ``$JMVAE_DATA``, else ``~/.cache/jmvae``."""
-    if data_dir is not None:
-        return Path(data_dir)
-    env = os.environ.get("JMVAE_DATA")
-    return Path(env) if env else Path.home() / ".cache" / "jmvae"
 
 
 def download(url: str, dest: Path, timeout: float = 30.0) -> None:
@@ -107,8 +102,8 @@ def ensure_files(spec: IdxDataset, folder: Path) -> None:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise DataError(
                 f"{spec.name}: {name} is not in {folder} and could not be downloaded from {url} ({exc}); "
-                f"put the four IDX files ({', '.join(spec.sha256)}) in {folder}, or point --data-dir or "
-                f"JMVAE_DATA at a folder that has them in {spec.folder}/"
+                f"put the four IDX files ({', '.join(spec.sha256)}) in {folder}, or pass data_dir or set "
+                f"JMVAE_DATA to a folder that has them in {spec.folder}/"
             ) from None
 
 

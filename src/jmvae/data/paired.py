@@ -1,0 +1,65 @@
+"""``PairedData``: the train and test tensors of every modality of one data set, paired by row.
+
+Row i of every modality is the same example (an image and its label or attributes), which is
+what a joint model p(x, w) is trained on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from jmvae.config import Modality
+from jmvae.data.transforms import Standardization
+
+
+@dataclass
+class PairedData:
+    """Train and test tensors keyed by modality name.
+
+    MNIST-like sets: ``train["image"]``: intensities in [0, 1], float32 (N, H, W);
+    ``test["image"]``: {0, 1}; ``train["label"]``, ``test["label"]``: int64 (N,); ``classes``:
+    the label names.
+
+    CelebA: ``image`` float32 (N, 3, 64, 64), standardised; ``attributes`` float32 (N, 40) in
+    {0, 1} (or {-1, 1}); ``classes`` is empty. A large image set is a ``StandardizedImages``
+    (indexable like a tensor, decoded per batch from a memory-mapped cache) instead of a tensor.
+
+    ``feature_names[m]``: names of the elements of a flat modality m (CelebA: the 40 attribute
+    names for ``attributes``). ``standardization[m]``: how an image modality's pixels were
+    standardised (``.undo(x)`` gives displayable [0, 1] intensities). ``options``: the loader's
+    keyword arguments that load the same data again (``load_dataset(name, dir, **options)``).
+    ``run_info()`` bundles what a run folder should remember of the data, as JSON.
+    """
+
+    name: str
+    modalities: tuple[Modality, ...]
+    classes: tuple[str, ...]
+    train: dict[str, Tensor]
+    test: dict[str, Tensor]
+    feature_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    standardization: dict[str, Standardization] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to(self, device: str | torch.device) -> PairedData:
+        return dataclasses.replace(
+            self,
+            train={k: v.to(device) for k, v in self.train.items()},
+            test={k: v.to(device) for k, v in self.test.items()},
+        )
+
+    def run_info(self) -> dict[str, Any]:
+        """JSON-able facts for a run's config: ``{"name": ...}`` for MNIST-like sets (as before),
+        plus ``options``, ``feature_names`` and ``standardization`` where the data set has them."""
+        info: dict[str, Any] = {"name": self.name}
+        if self.options:
+            info["options"] = dict(self.options)
+        if self.feature_names:
+            info["feature_names"] = {k: list(v) for k, v in self.feature_names.items()}
+        if self.standardization:
+            info["standardization"] = {k: v.to_dict() for k, v in self.standardization.items()}
+        return info

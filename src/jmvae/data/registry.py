@@ -1,0 +1,84 @@
+"""The data sets by name: ``load_dataset(name)`` gives a ``PairedData``.
+
+For digits, MNIST and Fashion-MNIST: the modalities (image: Bernoulli over pixels, label:
+categorical), the training intensities (binarised stochastically at every draw) and the test
+set binarised once with ``test_seed``. For CelebA (``jmvae.data.celeba``): standardised colour
+images (Gaussian) and 40 binary attributes (Bernoulli), with the attribute names and the pixel
+standardisation alongside.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from jmvae.config import Modality
+from jmvae.data.celeba import load_celeba
+from jmvae.data.digits import load_digits_arrays
+from jmvae.data.mnist import FASHION_MNIST, MNIST, load_idx_dataset
+from jmvae.data.paired import PairedData
+from jmvae.data.transforms import binarize_once
+from jmvae.errors import DataError
+
+DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "celeba")
+
+
+def image_label_modalities(height: int, width: int, n_classes: int) -> tuple[Modality, Modality]:
+    """``image`` (height, width): Bernoulli over pixels; ``label`` (n_classes,): categorical."""
+    return (
+        Modality("image", (height, width), "bernoulli"),
+        Modality("label", (n_classes,), "categorical"),
+    )
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None, test_seed: int = 0, **options: Any) -> PairedData:
+    """One of ``DATASETS``; MNIST-like sets come from ``data_dir`` / ``$JMVAE_DATA`` (see ``data.mnist``),
+    CelebA from its ``celeba/`` or ``celeba_partial/`` (see ``data.celeba.find_celeba``).
+
+    ``options`` are keyword arguments of ``data.celeba.load_celeba`` (crop, split, cache_dir, ...);
+    the other data sets take none.
+    """
+    if name == "celeba":
+        return load_celeba(data_dir, **options)
+    if options:
+        raise DataError(f"{name}: no loader options ({', '.join(sorted(options))} given); only celeba takes them")
+    if name == "digits":
+        arrays = load_digits_arrays()
+        classes = tuple(str(i) for i in range(10))
+        scale = 1.0
+    elif name in ("mnist", "fashion-mnist"):
+        spec = MNIST if name == "mnist" else FASHION_MNIST
+        arrays = load_idx_dataset(spec, data_dir)
+        classes = spec.classes
+        scale = 255.0
+    else:
+        raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    return paired_from_arrays(name, arrays, classes, scale, test_seed)
+
+
+def paired_from_arrays(
+    name: str, arrays: dict[str, np.ndarray], classes: tuple[str, ...], scale: float, test_seed: int
+) -> PairedData:
+    """Images / ``scale`` as training intensities, the test images binarised once with ``test_seed``."""
+    _, height, width = arrays["train_images"].shape
+    label_range = (int(arrays["train_labels"].max()), int(arrays["test_labels"].max()))
+    if max(label_range) >= len(classes):
+        raise DataError(f"{name}: labels go up to {max(label_range)}, but there are {len(classes)} classes")
+
+    def images(a: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.asarray(a, dtype=np.float32) / scale)
+
+    return PairedData(
+        name=name,
+        modalities=image_label_modalities(height, width, len(classes)),
+        classes=classes,
+        train={"image": images(arrays["train_images"]), "label": torch.from_numpy(arrays["train_labels"].astype(np.int64))},
+        test={
+            "image": binarize_once(images(arrays["test_images"]), test_seed),
+            "label": torch.from_numpy(arrays["test_labels"].astype(np.int64)),
+        },
+    )
