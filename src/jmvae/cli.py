@@ -23,12 +23,11 @@ from typing import Any
 
 import torch
 
-from jmvae import __version__
+from jmvae import __version__, presets
 from jmvae.config import GAN_MODELS, MODEL_KINDS, PRECISIONS, AdversarialConfig, EvalConfig, ModelConfig, TrainConfig, model_kind
 from jmvae.data import DATASETS, load_dataset
 from jmvae.errors import CheckpointError, JMVAEError
 
-DEFAULT_EPOCHS = {"digits": 50, "mnist": 100, "fashion-mnist": 100, "celeba": 100}
 TABLE1_DATASETS = tuple(d for d in DATASETS if d != "celeba")  # reproduce: the MNIST protocol of Table 1
 MAX_SAMPLES = 1024
 """``sample --n`` at most: a 32 x 32 grid (a 2,800-pixel-wide PNG of MNIST digits at --scale 3).
@@ -203,10 +202,11 @@ def parser() -> argparse.ArgumentParser:
                    help="GAN variants: weight of the decoder's generator loss (default 1, the paper's)")
     t.add_argument("--gan-real-label", type=float,
                    help="GAN variants: target of real images for the discriminator (< 1: one-sided label smoothing; default 1)")
-    t.add_argument("--out", required=True, help="run folder")
-    t.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its latest checkpoint, with its own settings (only "
-                        + ", ".join(f"--{d.replace('_', '-')}" for d in RESUME_MAY_CHANGE) + " may change)")
+    t.add_argument("--out", help="run folder (required, unless --resume names it)")
+    t.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR (or --out) from its latest checkpoint, with its own settings (only "
+                        + ", ".join(f"--{d.replace('_', '-')}" for d in RESUME_MAY_CHANGE) + " may change); "
+                        "a run folder with no checkpoint yet starts from its saved settings")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     add_training(t)
     add_common(t)
@@ -349,38 +349,21 @@ def check_resume_flags(args: argparse.Namespace, run: Any, out: Path) -> None:
         )
 
 
-def train_config(args: argparse.Namespace, epochs_default: int, dataset: str = "mnist") -> TrainConfig:
-    celeba = dataset == "celeba"  # the paper's CelebA optimisation: jmvae.data.celeba.paper_train_config
-    return TrainConfig(
-        epochs=args.epochs or epochs_default,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        lr=args.lr if args.lr is not None else (1e-4 if celeba else 1e-3),
-        betas=(0.5, 0.999) if celeba else (0.9, 0.999),
-        warmup_epochs=args.warmup if args.warmup is not None else (20.0 if celeba else 0.0),
-        warmup_all_kl=args.warmup_all_kl,
-        clip_grad_norm=args.clip or None,
-        seed=args.seed,
-        device=args.device,
-        threads=args.threads,
-        precision=args.train_precision,
-        compile=args.compile,
-    )
-
-
-TABLE_2 = {"k": 10, "n_prior": 10, "n_prior_check": 1000}  # the paper's CelebA protocol, and a check of its N_w
+def train_config(args: argparse.Namespace, dataset: str) -> TrainConfig:
+    """The training flags over the data set's recipe (``jmvae.presets``)."""
+    return presets.train_config(dataset, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
+                                lr=args.lr, warmup_epochs=args.warmup, warmup_all_kl=args.warmup_all_kl,
+                                clip_grad_norm=args.clip or None, seed=args.seed, device=args.device,
+                                threads=args.threads, precision=args.train_precision, compile=args.compile)
 
 
 def eval_config(args: argparse.Namespace, dataset: str = "mnist") -> EvalConfig:
-    """The evaluation flags; unset k and N_w take the paper's protocol for the data set:
-    Table 1's k = 1000, N_w = 5000, or Table 2's k = 10, N_w = 10 on CelebA (with the x|w cells
-    also reported at N_w = 1000: see ``EvalConfig.n_prior_check``)."""
-    defaults = TABLE_2 if dataset == "celeba" else {"k": 1000, "n_prior": 5000, "n_prior_check": None}
-    k = args.k if args.k is not None else defaults["k"]
-    n_prior = args.n_prior if args.n_prior is not None else defaults["n_prior"]
-    check = getattr(args, "n_prior_check", None) or defaults["n_prior_check"]
-    return EvalConfig(k=k, n_prior=n_prior, limit=args.limit, batch_size=args.eval_batch_size,
-                      chunk=args.chunk, seed=args.eval_seed, precision=args.precision, n_prior_check=check)
+    """The evaluation flags over the data set's protocol (``jmvae.presets``): Table 1's k = 1000,
+    N_w = 5000, or Table 2's k = 10, N_w = 10 on CelebA (with the x|w cells also reported at
+    N_w = 1000: see ``EvalConfig.n_prior_check``)."""
+    return presets.eval_config(dataset, k=args.k, n_prior=args.n_prior, n_prior_check=getattr(args, "n_prior_check", None),
+                               limit=args.limit, batch_size=args.eval_batch_size, chunk=args.chunk, seed=args.eval_seed,
+                               precision=args.precision)
 
 
 def new_run(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, Any, AdversarialConfig | None]:
@@ -399,19 +382,9 @@ def new_run(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, Any, Ad
         raise JMVAEError(f"--attributes applies to --data celeba only, not {args.data}")
     celeba_options = {"progress": not args.no_progress, "attributes": args.attributes or "bernoulli"}
     data = load_dataset(args.data, args.data_dir, **(celeba_options if args.data == "celeba" else {}))
-    alpha = (0.1 if args.alpha is None else args.alpha) if kind == "jmvae-kl" else 0.0
-    if args.data == "celeba":
-        from jmvae.presets import paper_model_config
-
-        model_config = paper_model_config(kind, data.modalities, alpha)
-        sizes = {k: v for k, v in (("latent_dim", args.latent_dim), ("hidden_dim", args.hidden_dim)) if v is not None}
-        model_config = dataclasses.replace(model_config, **sizes)
-    else:
-        model_config = ModelConfig(kind, data.modalities, args.latent_dim or 64, args.hidden_dim or 512, alpha=alpha)
-    game = AdversarialConfig(args.gan_weight, args.gan_real_label) if adversarial else None
-    if game is not None:
-        game.check(model_config)
-    config = train_config(args, DEFAULT_EPOCHS[args.data], args.data)
+    model_config, game = presets.model_config(args.data, args.model, data.modalities, args.alpha, args.latent_dim,
+                                              args.hidden_dim, args.gan_weight, args.gan_real_label)
+    config = train_config(args, args.data)
     return model_config, config, data, game
 
 
@@ -441,14 +414,14 @@ def command_train(args: argparse.Namespace) -> int:
     from jmvae import distributed
     from jmvae.training import train
 
+    out = run_folder_of(args)
     world = start_distributed(args)
-    out = Path(args.out)
     if args.resume and args.overwrite:
         raise JMVAEError("--resume and --overwrite contradict each other; choose one")
     if (out / "config.json").exists() and not (args.resume or args.overwrite):
         raise CheckpointError(f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, or another --out")
     if args.resume and not (out / "config.json").exists():
-        raise CheckpointError(f"--resume: {out} holds no run to continue")
+        raise CheckpointError(f"--resume: {out} holds no run to continue (no config.json); start one with --out {out}")
     created = not out.exists()
     try:
         check_writable(out)
@@ -471,6 +444,18 @@ def command_train(args: argparse.Namespace) -> int:
           + (f"last epoch's loss {last['loss']:.3f}" if last else "no full epoch yet")
           + f"; run folder {out}", file=sys.stderr)
     return 130 if result.interrupted else 0
+
+
+def run_folder_of(args: argparse.Namespace) -> Path:
+    """``train``'s run folder: ``--out``, or the folder ``--resume RUN_DIR`` names (then ``--resume``
+    is True). Both may be given if they agree."""
+    if isinstance(args.resume, str):
+        if args.out is not None and Path(args.out) != Path(args.resume):
+            raise JMVAEError(f"--resume {args.resume} and --out {args.out} name two run folders; give one")
+        args.out, args.resume = args.resume, True
+    if args.out is None:
+        raise JMVAEError("train needs a run folder: --out RUN_DIR for a new run, or --resume RUN_DIR to continue one")
+    return Path(args.out)
 
 
 def remove_if_empty(folder: Path) -> None:
@@ -659,7 +644,7 @@ def reproduce_table(args: argparse.Namespace, out: Path) -> int:
         rows = chosen
     if args.seeds and any(a == "--seed" or a.startswith("--seed=") for a in args.argv):
         raise JMVAEError("give --seed or --seeds, not both")
-    training = train_config(args, DEFAULT_EPOCHS[args.dataset])
+    training = train_config(args, args.dataset)
     if args.jobs > 1:
         from jmvae.distributed import launched_by_torchrun
 

@@ -34,6 +34,11 @@ class PairedData:
     standardised (``.undo(x)`` gives displayable [0, 1] intensities). ``options``: the loader's
     keyword arguments that load the same data again (``load_dataset(name, dir, **options)``).
     ``run_info()`` bundles what a run folder should remember of the data, as JSON.
+
+    ``binarized``: the training transform, the modalities whose values are intensities in [0, 1]
+    that training binarises afresh at every step (x_b ~ Bernoulli(x), the stochastic binarisation of
+    the paper's MNIST protocol); None: every Bernoulli modality (``binarized_modalities``). A
+    modality stored as 0/1 needs none: MNIST-like sets name their image, CelebA names nothing.
     """
 
     name: str
@@ -44,6 +49,14 @@ class PairedData:
     feature_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
     standardization: dict[str, Standardization] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    binarized: tuple[str, ...] | None = None
+
+    def binarized_modalities(self, names: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        """The modalities (of ``names``, default all) that training binarises, in model order."""
+        chosen = self.binarized if self.binarized is not None else tuple(
+            m.name for m in self.modalities if m.likelihood == "bernoulli")
+        return tuple(name for name in (names if names is not None else tuple(m.name for m in self.modalities))
+                     if name in chosen)
 
     def to(self, device: str | torch.device) -> PairedData:
         return dataclasses.replace(

@@ -81,4 +81,5 @@ def paired_from_arrays(
             "image": binarize_once(images(arrays["test_images"]), test_seed),
             "label": torch.from_numpy(arrays["test_labels"].astype(np.int64)),
         },
+        binarized=("image",),
     )

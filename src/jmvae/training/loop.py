@@ -136,8 +136,7 @@ class Training:
         self.optimizer = make_optimizer(self.step.parameter_groups(), config)
         self.parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
         train = {name: data.train[name] for name in model_config.names}
-        binarized = tuple(m.name for m in model_config.modalities if m.likelihood == "bernoulli")  # TODO(merge): data's transform
-        self.batches = Batches(train, binarized, config.batch_size, config.seed,
+        self.batches = Batches(train, data.binarized_modalities(model_config.names), config.batch_size, config.seed,
                                model_config.latent_dim, self.step.noise_draws, self.device, self.world)
         self.folder = RunFolder(run_path, self.world, self.model, self.step, self.optimizer, self.batches, self.device)
         # bf16: autocast on every device (docs/benchmarks.md, "Does bf16 training give the same model?")

@@ -127,6 +127,7 @@ def load_celeba(
         feature_names={"attributes": table.names},
         standardization={"image": standardization},
         options=options,
+        binarized=(),  # images standardised (Gaussian), attributes stored as 0/1 (or -1/1)
     )
 
 
