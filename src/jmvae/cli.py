@@ -515,9 +515,9 @@ def command_evaluate(args: argparse.Namespace) -> int:
     if not world.is_main:
         return 0
     if args.json:
-        print(json.dumps(result))
+        print(result.to_json())
     else:
-        print("\n".join(evaluation_lines(result, model.config, state["epoch"])))
+        print("\n".join(evaluation_lines(result.to_dict(), model.config, state["epoch"])))
     return 0
 
 

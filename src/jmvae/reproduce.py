@@ -211,7 +211,7 @@ class Reproduction:
                 row = {**row, "coherence": coherence_cell(model, lambda: self.coherence_judge(log), self.config.evaluation.seed)}
             if "active_units" in missing:  # no importance sampling needed: k = N_w = 1 on the same test points
                 quick = replace(self.config.evaluation, k=1, n_prior=1)
-                row = {**row, "active_units": evaluate(model, self.data.test, quick)["active_units"]}
+                row = {**row, "active_units": evaluate(model, self.data.test, quick).active_units}
         return row
 
     def run(self, name: str, seed: int, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
@@ -234,7 +234,7 @@ class Reproduction:
         log(f"[{tag}] evaluating with k={config.evaluation.k}, N_w={config.evaluation.n_prior}")
         result = evaluate(model, self.data.test, config.evaluation, progress)
         coherence = coherence_cell(model, lambda: self.coherence_judge(log), config.evaluation.seed)
-        row = {**result, "coherence": coherence, "epochs": state["epoch"], "steps": state["step"],
+        row = {**result.to_dict(), "coherence": coherence, "epochs": state["epoch"], "steps": state["step"],
                "seed": run.train.seed, "train_seconds": round(state.get("seconds", 0.0), 1), "protocol": self.protocol(seed)}
         ckpt.write_json(run_dir / "evaluation.json", row)
         if config.figures and seed == config.training_seeds[0]:
