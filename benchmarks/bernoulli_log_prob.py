@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from jmvae.config import Modality
 from jmvae.likelihoods import log_prob
-from jmvae.reproduce import hardware
+from jmvae.experiments.hardware import hardware
 
 FORMS = {
     "binary-only": lambda logits, x: F.logsigmoid(logits * (2 * x - 1)).sum(-1),

@@ -635,18 +635,24 @@ def command_edit(args: argparse.Namespace) -> int:
 
 
 def command_reproduce(args: argparse.Namespace) -> int:
+    from jmvae.experiments.table1.reproduction import RunMismatch
+
     out = Path(args.out)
     created = not out.exists()
     try:
         return reproduce_table(args, out)
-    except BaseException:
+    except BaseException as exc:
         if created:
             remove_if_empty(out)  # a bad flag or missing data leaves no empty folder behind
+        if isinstance(exc, RunMismatch):  # the library says what is wrong; the flags that change it:
+            raise RunMismatch(f"{exc}; use another --runs (or --out) folder, or remove that run folder") from None
         raise
 
 
 def reproduce_table(args: argparse.Namespace, out: Path) -> int:
-    from jmvae.reproduce import ROWS, ReproduceConfig, reproduce, row_name
+    from jmvae.experiments.table1.reproduction import ReproduceConfig
+    from jmvae.experiments.table1.rows import ROWS, row_name
+    from jmvae.experiments.table1.runner import reproduce
 
     check_writable(out)
     rows = tuple(row_name(k, a) for k, a in ROWS)
@@ -688,7 +694,7 @@ def reproduce_table(args: argparse.Namespace, out: Path) -> int:
 
 
 def command_bench(args: argparse.Namespace) -> int:
-    from jmvae.bench import BenchConfig, bench
+    from jmvae.experiments.bench import BenchConfig, bench
 
     config = BenchConfig(device=args.device, model=args.model, train_steps=args.steps, warmup_steps=args.warmup_steps,
                          eval_points=args.eval_points, k=args.k, chunk=args.chunk, threads=args.threads, precision=args.precision,
