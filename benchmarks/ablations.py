@@ -241,7 +241,7 @@ def shared_input_us(repeats: int = 500) -> dict[str, str]:
 def page_faults_per_step(steps: int = 300, warmup: int = 30) -> dict[str, float]:
     """Minor page faults and kernel (system) CPU time per step of ``jmvae.train`` on the bench's
     MNIST-shaped data, counted with getrusage between two of its ``on_step`` callbacks."""
-    from jmvae.bench import BenchConfig, bench_data, model_config
+    from jmvae.experiments.bench import BenchConfig, bench_data, model_config
     from jmvae.config import TrainConfig
     from jmvae.training import train
 

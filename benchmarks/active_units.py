@@ -33,7 +33,7 @@ def main() -> None:
     test = load_dataset(args.data).test
     for name, run_dir in (item.split("=", 1) for item in args.runs):
         model, run, _ = load_model(run_dir)
-        units = evaluate(model, test, EvalConfig(k=1, n_prior=1))["active_units"]
+        units = evaluate(model, test, EvalConfig(k=1, n_prior=1)).active_units
         stored = Path(run_dir) / "evaluation.json"
         log_px = json.loads(stored.read_text())["log_likelihood"]["image"]["multiple"] if stored.is_file() else None
         print(json.dumps({"run": name, "seed": run.train.seed, "train_precision": run.train.precision,

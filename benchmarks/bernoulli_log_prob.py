@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from jmvae.config import Modality
 from jmvae.likelihoods import log_prob
-from jmvae.reproduce import hardware
+from jmvae.experiments.hardware import hardware
 
 FORMS = {
     "binary-only": lambda logits, x: F.logsigmoid(logits * (2 * x - 1)).sum(-1),
@@ -102,7 +102,7 @@ def evaluate_both(rounds: int) -> dict:
             for name, form in (("binary-only", binary_only), ("library", library)):
                 likelihoods.log_prob = form
                 start = time.perf_counter()
-                cells[name] = evaluate(model, test, EvalConfig(k=200, n_prior=200))["log_likelihood"]
+                cells[name] = evaluate(model, test, EvalConfig(k=200, n_prior=200)).log_likelihood
                 seconds[name].append(time.perf_counter() - start)
     finally:
         likelihoods.log_prob = library

@@ -34,7 +34,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from jmvae import ModelConfig, build_model
 from jmvae.data import image_label_modalities
-from jmvae.reproduce import hardware
+from jmvae.experiments.hardware import hardware
 
 BATCH = 100
 

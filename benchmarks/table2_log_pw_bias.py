@@ -28,7 +28,7 @@ from jmvae import ModelConfig, build_model
 from jmvae.config import Modality
 from jmvae.data.celeba import find_list, read_attributes
 from jmvae.estimators import iw_log_likelihood, log_marginal_by_prior
-from jmvae.reproduce import hardware
+from jmvae.experiments.hardware import hardware
 
 
 def attribute_rows(data_dir: Path) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Training throughput beside busy processes: how many torch threads, which OpenMP wait policy.
 
 A shared machine (a CI runner beside a background job, a colleague's run) is the normal case.
-This script measures ``jmvae.bench.train_phase`` (the real training loop on the paper's MNIST
+This script measures ``jmvae.experiments.bench.train_phase`` (the real training loop on the paper's MNIST
 JMVAE-kl, batch 100, MNIST-shaped random data) with 0, 1, ... ``--competitors`` busy-loop
 processes (``python -c "while True: pass"``) running beside it, for each torch thread count of
 ``--threads`` and each OpenMP wait policy of ``--policies`` (``default``: the variable unset, torch's
@@ -32,7 +32,7 @@ from pathlib import Path
 
 CHILD = """
 import json, sys, torch
-from jmvae.bench import BenchConfig, train_phase
+from jmvae.experiments.bench import BenchConfig, train_phase
 threads, steps, warmup = (int(a) for a in sys.argv[1:4])
 result = train_phase(BenchConfig(threads=threads, train_steps=steps, warmup_steps=warmup))
 print(json.dumps({"samples_per_s": result["train_samples_per_s"], "seconds": result["train_seconds"],

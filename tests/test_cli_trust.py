@@ -269,7 +269,8 @@ def row(active: int, epochs: int = 100, k: int = 1000, n_test: int = 10_000, **c
 @pytest.mark.parametrize("change, established", [({}, True), ({"active": 0}, False), ({"epochs": 2}, False),
                                                  ({"k": 5}, False), ({"n_test": 40}, False)])
 def test_a_claim_is_not_established_on_collapsed_models_or_a_toy_protocol(change, established):
-    from jmvae.reproduce import check_claims, render_markdown
+    from jmvae.experiments.table1.claims import check_claims
+    from jmvae.experiments.table1.report import render_markdown
 
     models = {"vae": row(**{"active": 10, **change}), "jmvae-zero": row(**{"active": 10, **change})}
     first = check_claims(models)[0]  # JMVAE-zero's log p(x) >= the VAE's: true of these numbers
@@ -289,11 +290,11 @@ def test_the_progress_bar_counts_epochs_from_1(tmp_path):
 
 
 def test_the_reproduce_summary_says_1_claim_holds(tmp_path, monkeypatch, capsys):
-    import jmvae.reproduce
+    import jmvae.experiments.table1.runner
 
     claims = [{"holds": True, "established": True, "verdict": "holds"},
               {"holds": True, "established": False, "verdict": "not established"}]
-    monkeypatch.setattr(jmvae.reproduce, "reproduce", lambda *a, **k: {"models": {"vae": {}}, "claims": claims})
+    monkeypatch.setattr(jmvae.experiments.table1.runner, "reproduce", lambda *a, **k: {"models": {"vae": {}}, "claims": claims})
     assert main(["reproduce", "digits", "--out", str(tmp_path / "t")]) == 0
     assert "1 model, 1 claim holds, 1 not established" in capsys.readouterr().err
 
@@ -302,17 +303,18 @@ def test_the_reproduce_summary_says_1_claim_holds(tmp_path, monkeypatch, capsys)
 def test_reproduce_workers_get_and_report_their_share_of_threads(tmp_path, monkeypatch, jobs, threads):
     """--jobs 2 without --threads: the free cores shared out, this process too, so table1.md's
     hardware line says what each worker used."""
-    import jmvae.reproduce
+    import jmvae.experiments.hardware
+    import jmvae.experiments.table1.runner
 
     monkeypatch.setattr(cores, "busy_cores", lambda seconds=cores.SAMPLE_SECONDS: 0.0)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     seen = {}
 
     def fake(data, config, command, **kwargs):
-        seen.update(train=config.train.threads, torch=torch.get_num_threads(), hardware=jmvae.reproduce.hardware())
+        seen.update(train=config.train.threads, torch=torch.get_num_threads(), hardware=jmvae.experiments.hardware.hardware())
         return {"models": {}, "claims": []}
 
-    monkeypatch.setattr(jmvae.reproduce, "reproduce", fake)
+    monkeypatch.setattr(jmvae.experiments.table1.runner, "reproduce", fake)
     assert main(["reproduce", "digits", "--out", str(tmp_path / "t"), *jobs]) == 0
     want = threads or max(1, cores.usable_cores() // 2)
     assert seen["train"] == seen["torch"] == want

@@ -31,7 +31,7 @@ from __future__ import annotations
 import pytest
 
 from jmvae.config import EvalConfig
-from jmvae.evaluation import evaluate
+from jmvae.evaluation import Evaluation, evaluate
 from linear_gaussian import LinearConditional, LinearJMVAE
 
 EXACT = 2e-4  # float32 networks: cells with an exact proposal agree with the closed form to this
@@ -40,10 +40,10 @@ N_W = 20_000
 N_TEST = 60
 
 
-def cells(result: dict) -> dict[str, float | None]:
-    table = result["log_likelihood"]
-    return {"x/multiple": table["x"]["multiple"], "x/single": table["x"]["single"],
-            "x|w/multiple": table["x|w"]["multiple"], "x|w/single": table["x|w"]["single"], "joint": table["joint"]}
+def cells(result: Evaluation) -> dict[str, float | None]:
+    table = result.log_likelihood
+    return {"x/multiple": table.x.multiple, "x/single": table.x.single,
+            "x|w/multiple": table.x_given_w.multiple, "x|w/single": table.x_given_w.single, "joint": table.joint}
 
 
 CHUNK = 250  # samples per pass: k > CHUNK streams in several chunks merged by logaddexp
@@ -101,7 +101,7 @@ def test_conditional_baselines_with_the_exact_posterior_equal_the_closed_form(ki
     lc = LinearConditional.build(kind)
     data = lc.data(N_TEST)
     got = evaluate(lc.model, data, EvalConfig(k=k, chunk=CHUNK, batch_size=30, seed=3))
-    assert got["log_likelihood"]["x|w"]["multiple"] == pytest.approx(lc.truth(data)["x|w"], abs=EXACT)
+    assert got.log_likelihood.x_given_w.multiple == pytest.approx(lc.truth(data)["x|w"], abs=EXACT)
     assert set(c for c, v in cells(got).items() if v is not None) == {"x|w/multiple"}
 
 
@@ -136,7 +136,7 @@ def test_conditional_baselines_rise_with_k_and_stay_below_the_truth(kind):
     lc = LinearConditional.build(kind)
     lc.set_posterior(mean_shift=0.4, variance_factor=3.0)
     data = lc.data(N_RISE)
-    values = [evaluate(lc.model, data, EvalConfig(k=k, chunk=CHUNK, batch_size=30, seed=3))["log_likelihood"]["x|w"]["multiple"]
+    values = [evaluate(lc.model, data, EvalConfig(k=k, chunk=CHUNK, batch_size=30, seed=3)).log_likelihood.x_given_w.multiple
               for k in KS]
     assert_rises_and_stays_below(values, lc.truth(data)["x|w"])
 
@@ -148,14 +148,14 @@ def test_a_small_n_w_inflates_the_conditional_cells_and_the_check_shows_by_how_m
     data = lg.data(N_TEST)
     truth = lg.truth(data)
     result = evaluate(lg.model, data, EvalConfig(k=7, n_prior=10, n_prior_check=N_W, chunk=CHUNK, batch_size=30, seed=3))
-    check = result["n_prior_check"]
-    assert check["n_prior"] == N_W
-    assert result["log_p_w"] < truth["w"] - 0.05  # the bias at N_w = 10
-    assert check["log_p_w"] == pytest.approx(truth["w"], abs=0.03)
-    protocol = result["log_likelihood"]["x|w"]["multiple"]
+    check = result.n_prior_check
+    assert check.n_prior == N_W
+    assert result.log_p_w < truth["w"] - 0.05  # the bias at N_w = 10
+    assert check.log_p_w == pytest.approx(truth["w"], abs=0.03)
+    protocol = result.log_likelihood.x_given_w.multiple
     assert protocol > truth["x|w"] + 0.05  # with the exact joint encoder: all the excess is log p^(w)'s bias
-    assert check["x|w"]["multiple"] == pytest.approx(truth["x|w"], abs=0.03)
-    assert protocol - check["x|w"]["multiple"] == pytest.approx(check["log_p_w"] - result["log_p_w"], abs=1e-6)
+    assert check.x_given_w.multiple == pytest.approx(truth["x|w"], abs=0.03)
+    assert protocol - check.x_given_w.multiple == pytest.approx(check.log_p_w - result.log_p_w, abs=1e-6)
     # the protocol's numbers are the same with or without the check
     plain = evaluate(lg.model, data, EvalConfig(k=7, n_prior=10, chunk=CHUNK, batch_size=30, seed=3))
-    assert plain["log_likelihood"] == result["log_likelihood"] and plain["n_prior_check"] is None
+    assert plain.log_likelihood == result.log_likelihood and plain.n_prior_check is None

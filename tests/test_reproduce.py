@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from jmvae.reproduce import combine_seeds, render_markdown, seed_rows
+from jmvae.experiments.table1.report import render_markdown
+from jmvae.experiments.table1.store import combine_seeds, seed_rows
 
 ROW = "jmvae-kl(alpha=0.1)"
 TINY = ("--models", ROW, "--epochs", "1", "--latent-dim", "4", "--hidden-dim", "16", "--k", "5", "--n-prior", "10",

@@ -488,22 +488,23 @@ def check_writable(folder: Path) -> None:
 
 def command_evaluate(args: argparse.Namespace) -> int:
     from jmvae.evaluation import evaluate
-    from jmvae.runs import load_model
+    from jmvae.runs import load_run
 
     world = start_distributed(args)
-    model, run, state = load_model(args.run_dir, args.device)
+    loaded = load_run(args.run_dir, args.device)
+    model, run, state = loaded.model, loaded.config, loaded.state
     data = load_dataset(run.data["name"], args.data_dir, **run.data.get("options", {}))
     config = eval_config(args, run.data["name"])
     with warnings.catch_warnings():
         if min(config.limit or math.inf, len(next(iter(data.test.values())))) < 2:  # active units: a variance over points
             warnings.filterwarnings("ignore", message=r"var\(\): degrees of freedom")
-        result = evaluate(model, data.test, config, progress=not args.no_progress)
+        result = evaluate(model, data.test, config, progress=not args.no_progress, name=loaded.display_name)
     if not world.is_main:
         return 0
     if args.json:
-        print(json.dumps(result))
+        print(result.to_json())
     else:
-        print("\n".join(evaluation_lines(result, model.config, state["epoch"])))
+        print("\n".join(evaluation_lines(result.to_dict(), model.config, state["epoch"])))
     return 0
 
 
@@ -621,18 +622,24 @@ def command_edit(args: argparse.Namespace) -> int:
 
 
 def command_reproduce(args: argparse.Namespace) -> int:
+    from jmvae.experiments.table1.reproduction import RunMismatch
+
     out = Path(args.out)
     created = not out.exists()
     try:
         return reproduce_table(args, out)
-    except BaseException:
+    except BaseException as exc:
         if created:
             remove_if_empty(out)  # a bad flag or missing data leaves no empty folder behind
+        if isinstance(exc, RunMismatch):  # the library says what is wrong; the flags that change it:
+            raise RunMismatch(f"{exc}; use another --runs (or --out) folder, or remove that run folder") from None
         raise
 
 
 def reproduce_table(args: argparse.Namespace, out: Path) -> int:
-    from jmvae.reproduce import ROWS, ReproduceConfig, reproduce, row_name
+    from jmvae.experiments.table1.reproduction import ReproduceConfig
+    from jmvae.experiments.table1.rows import ROWS, row_name
+    from jmvae.experiments.table1.runner import reproduce
 
     check_writable(out)
     rows = tuple(row_name(k, a) for k, a in ROWS)
@@ -674,7 +681,7 @@ def reproduce_table(args: argparse.Namespace, out: Path) -> int:
 
 
 def command_bench(args: argparse.Namespace) -> int:
-    from jmvae.bench import BenchConfig, bench
+    from jmvae.experiments.bench import BenchConfig, bench
 
     config = BenchConfig(device=args.device, model=args.model, train_steps=args.steps, warmup_steps=args.warmup_steps,
                          eval_points=args.eval_points, k=args.k, chunk=args.chunk, threads=args.threads, precision=args.precision,

@@ -17,14 +17,14 @@ joint                  log p(x, w)                  q(z | x, w)
 Active units (Burda, Grosse & Salakhutdinov 2016): the latent dimensions u whose posterior mean moves
 with the data, Cov_x(E_q(z|x)[z_u]) > 0.01 over the test points, for each proposal the model has
 (the joint encoder, and JMVAE's unimodal ones). Units below it carry next to no information about
-the data. On MNIST, 100-epoch JMVAE-kl runs that kept 12, 11 or 10 active units landed about
-0.9 nats of log p(x) apart per unit (docs/benchmarks.md).
+the data, so a model's log p(x) moves with how many it keeps (measured in docs/benchmarks.md,
+"Does bf16 training give the same model?").
 
 log p(w) = log (1/N_w) sum_i p(w | z_i), z_i ~ p(z), with N_w = ``n_prior``: a stochastic lower
 bound on log p(w) (Jensen), so the JMVAE's x|w cells, a bound minus it, are *estimates* that sit
-above a lower bound by that bias. It shrinks with N_w: about 1.5 nats at Table 2's N_w = 10 with
-Bernoulli CelebA attributes (docs/bounds.md); at Table 1's N_w = 5000 over ten labels it is far
-smaller but unmeasured on a trained model; ``EvalConfig.n_prior_check`` measures it for a run. The output's ``log_p_w`` is its mean. Accuracy w|x: the
+above a lower bound by that bias. The bias shrinks as N_w grows (its size at Table 2's N_w = 10:
+docs/bounds.md); ``EvalConfig.n_prior_check`` measures it for a run, re-estimating log p(w) with
+more prior draws (``Evaluation.n_prior_check``). ``Evaluation.log_p_w`` is its mean. Accuracy w|x: the
 most probable class of p(w | z) at the mean of q(z | x); for binary attributes (CelebA), the
 share of attributes predicted right, p(w_j = 1 | z) > 1/2 (a tanh-Gaussian's mean > 0), averaged
 over attributes and test points. Cells a model cannot compute are None.
@@ -37,9 +37,11 @@ gathers exactly the single-process numbers.
 
 from __future__ import annotations
 
+import json
 import time
-from contextlib import nullcontext
 from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -56,21 +58,132 @@ from jmvae.models import MultimodalModel
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: a unit is active when Cov_x(E_q[z_u]) exceeds this
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """A log-likelihood's two importance-weighted bounds: ``multiple`` draws z from the joint
+    proposal q(z | x, w), ``single`` from the one given fewer modalities (see the module's table)."""
+
+    multiple: float | None = None
+    single: float | None = None
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {"multiple": self.multiple, "single": self.single}
+
+    @classmethod
+    def from_dict(cls, cell: dict[str, Any] | None) -> Bounds:
+        return cls(**(cell or {}))
+
+
+@dataclass(frozen=True)
+class Cells:
+    """Table 1's cells for one model: log p(x) and log p(x | w) by both bounds, and log p(x, w);
+    each the mean over test points, or its standard error (``Evaluation.stderr``)."""
+
+    x: Bounds
+    x_given_w: Bounds
+    joint: float | None
+
+    def to_dict(self, keys: TableKeys) -> dict[str, Any]:
+        return {keys.x: self.x.to_dict(), keys.x_given_w: self.x_given_w.to_dict(), "joint": self.joint}
+
+    @classmethod
+    def from_dict(cls, table: dict[str, Any] | None) -> Cells:
+        """The cells of a ``log_likelihood`` (or ``stderr``) entry: ``to_dict`` writes x first,
+        x|w second, then "joint"; None (an entry written before it existed) gives empty cells."""
+        if table is None:
+            return cls(Bounds(), Bounds(), None)
+        keys = TableKeys.of(table)
+        return cls(Bounds.from_dict(table[keys.x]), Bounds.from_dict(table[keys.x_given_w]), table.get("joint"))
+
+
+@dataclass(frozen=True)
+class TableKeys:
+    """The JSON keys of a model's cells: x is its first modality, ws the rest."""
+
+    x: str
+    ws: tuple[str, ...]
+
+    @classmethod
+    def of_model(cls, model: MultimodalModel) -> TableKeys:
+        x, *ws = model.config.names
+        return cls(x, tuple(ws))
+
+    @classmethod
+    def of(cls, table: dict[str, Any]) -> TableKeys:
+        """The keys of a ``log_likelihood`` entry (see ``Cells.to_dict``)."""
+        x, x_given_w = [key for key in table if key != "joint"][:2]
+        ws = x_given_w.split("|", 1)[1]
+        return cls(x, tuple(ws.split("+")) if ws else ())
+
+    @property
+    def x_given_w(self) -> str:
+        return f"{self.x}|{'+'.join(self.ws)}"
+
+    @property
+    def accuracy(self) -> str | None:
+        """w|x: the first other modality predicted from x (None for a model of x alone)."""
+        return f"{self.ws[0]}|{self.x}" if self.ws else None
+
+
 def posterior_inputs(model: MultimodalModel) -> list[tuple[str, ...]]:
     """The modalities each of the model's proposals is given: the VAE's q(z|x); the CVAE's and
     CMMA's q(z|x,w); JMVAE's joint q(z|x,w) and its unimodal q(z|x) and q(z|w)."""
-    x, ws, _, _ = table_keys(model)
+    keys = TableKeys.of_model(model)
     if model.config.kind == "vae":
-        return [(x,)]
+        return [(keys.x,)]
     if model.config.kind in ("cvae", "cmma"):
         return [model.config.names]
-    return [model.config.names, (x,), ws]
+    return [model.config.names, (keys.x,), keys.ws]
 
 
-def table_keys(model: MultimodalModel) -> tuple[str, tuple[str, ...], str, str]:
-    """(x, ws, "x", "x|w") names: x is the first modality, w the rest."""
-    x, *ws = model.config.names
-    return x, tuple(ws), x, f"{x}|{'+'.join(ws)}"
+@dataclass(frozen=True)
+class PriorCheck:
+    """log p(w) re-estimated from ``n_prior`` prior draws (``EvalConfig.n_prior_check``) and the
+    x|w cells with it: how far the protocol's N_w biases them."""
+
+    n_prior: int
+    log_p_w: float | None
+    x_given_w: Bounds
+
+    def to_dict(self, keys: TableKeys) -> dict[str, Any]:
+        return {"n_prior": self.n_prior, "log_p_w": self.log_p_w, keys.x_given_w: self.x_given_w.to_dict()}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What ``evaluate`` measured on one model (``to_dict``: the ``jmvae evaluate --json`` object)."""
+
+    model: str
+    keys: TableKeys
+    k: int
+    n_prior: int
+    n_test: int
+    log_likelihood: Cells
+    stderr: Cells
+    accuracy: float | None  # w|x (``keys.accuracy``); None where undefined
+    log_p_w: float | None
+    n_prior_check: PriorCheck | None
+    active_units: dict[str, int]  # per proposal, named by the modalities it is given ("image+label")
+    eval_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        accuracy = self.keys.accuracy
+        return {
+            "model": self.model,
+            "k": self.k,
+            "n_prior": self.n_prior,
+            "n_test": self.n_test,
+            "log_likelihood": self.log_likelihood.to_dict(self.keys),
+            "stderr": self.stderr.to_dict(self.keys),
+            "accuracy": {accuracy: self.accuracy} if accuracy else {},
+            "log_p_w": self.log_p_w,
+            "n_prior_check": self.n_prior_check.to_dict(self.keys) if self.n_prior_check else None,
+            "active_units": self.active_units,
+            "eval_seconds": self.eval_seconds,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
 
 
 @torch.inference_mode()
@@ -79,12 +192,15 @@ def evaluate(
     test: dict[str, Tensor],
     config: EvalConfig = EvalConfig(),
     progress: bool = False,
-) -> dict[str, Any]:
-    """The evaluation JSON of one model on ``test`` (every cell's mean over test points)."""
+    name: str | None = None,
+) -> Evaluation:
+    """Every cell's mean and standard error over the test points of one model on ``test``;
+    ``name``: the model's row name (default its config's; a GAN run's is ``Run.display_name``)."""
+    name = name or model.config.display_name
     started = time.perf_counter()
     check_paired(model.config.modalities, test, "test data")
     model.eval()
-    x, ws, key_x, key_xw = table_keys(model)
+    keys = TableKeys.of_model(model)
     names = model.config.names
     n_total = next(iter(test.values())).shape[0]
     n = min(n_total, config.limit) if config.limit else n_total
@@ -94,7 +210,7 @@ def evaluate(
     precision = torch.autocast(device.type, dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
     starts = list(enumerate(range(0, n, config.batch_size)))[world.rank :: world.size]
     for index, start in tqdm(starts, disable=not (progress and world.is_main), unit="batch",
-                             desc=f"evaluate {model.config.display_name}"):
+                             desc=f"evaluate {name}"):
         batch = {k: v[start : min(n, start + config.batch_size)].to(device) for k, v in test.items() if k in names}
         generator = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + index)
         with precision:
@@ -118,38 +234,35 @@ def evaluate(
     def sem(cell: str) -> float | None:
         return stats[cell][1] if cell in stats else None
 
-    def table(pick) -> dict[str, Any]:
-        return {
-            key_x: {"multiple": pick("x/multiple"), "single": pick("x/single")},
-            key_xw: {"multiple": pick("x|w/multiple"), "single": pick("x|w/single")},
-            "joint": pick("joint"),
-        }
+    def table(pick) -> Cells:
+        return Cells(Bounds(pick("x/multiple"), pick("x/single")), Bounds(pick("x|w/multiple"), pick("x|w/single")),
+                     pick("joint"))
 
-    accuracy_key = f"{ws[0]}|{x}" if ws else None
     prior_check = None
     if "check/log p(w)" in stats:
-        prior_check = {"n_prior": config.n_prior_check, "log_p_w": mean("check/log p(w)"),
-                       key_xw: {"multiple": mean("check/x|w/multiple"), "single": mean("check/x|w/single")}}
-    return {
-        "model": model.config.display_name,
-        "k": config.k,
-        "n_prior": config.n_prior,
-        "n_test": n,
-        "log_likelihood": table(mean),
-        "stderr": table(sem),
-        "accuracy": {accuracy_key: mean("accuracy")} if accuracy_key else {},
-        "log_p_w": mean("log p(w)"),
-        "n_prior_check": prior_check,
-        "active_units": active,
-        "eval_seconds": round(time.perf_counter() - started, 2),
-    }
+        prior_check = PriorCheck(config.n_prior_check, mean("check/log p(w)"),
+                                 Bounds(mean("check/x|w/multiple"), mean("check/x|w/single")))
+    return Evaluation(
+        model=name,
+        keys=keys,
+        k=config.k,
+        n_prior=config.n_prior,
+        n_test=n,
+        log_likelihood=table(mean),
+        stderr=table(sem),
+        accuracy=mean("accuracy") if keys.ws else None,
+        log_p_w=mean("log p(w)"),
+        n_prior_check=prior_check,
+        active_units=active,
+        eval_seconds=round(time.perf_counter() - started, 2),
+    )
 
 
 def batch_cells(model: MultimodalModel, batch: dict[str, Tensor], config: EvalConfig,
                 generator: torch.Generator) -> dict[str, Tensor]:
     """Every cell the model defines, per test point of ``batch`` (see the module's table)."""
-    x, ws, _, _ = table_keys(model)
-    names = model.config.names
+    keys = TableKeys.of_model(model)
+    x, ws, names = keys.x, keys.ws, model.config.names
     out: dict[str, Tensor] = {}
 
     def bounds(targets: Sequence[Sequence[str]], given: Sequence[str]) -> dict[tuple[str, ...], Tensor]:

@@ -12,7 +12,8 @@
 - Memory: each phase runs in a fresh process, so its peak resident set size (and the peak CUDA
   memory on a GPU) is its own.
 
-The architecture is SETUP.md's: z = 64, hidden 512, JMVAE-kl by default.
+The architecture is the paper's for MNIST (Table 1): z = 64, hidden 512, JMVAE-kl by default.
+Measurements made with it, and the commands that made them: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 import torch
 
 from jmvae.config import ModelConfig, TrainConfig
+from jmvae.experiments.hardware import hardware
 
 
 @dataclass(frozen=True)
@@ -157,8 +159,6 @@ def run_phase(phase: str, config: BenchConfig) -> dict[str, Any]:
 
 def bench(config: BenchConfig) -> dict[str, Any]:
     """Both phases; the JSON ``jmvae bench --json`` prints."""
-    from jmvae.reproduce import hardware
-
     result: dict[str, Any] = {"config": asdict(config)}
     result.update(run_phase("train", config))
     result.update(run_phase("eval", config))
