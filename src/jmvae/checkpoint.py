@@ -164,8 +164,11 @@ def save_checkpoint(
     """
     root = Path(run_dir) / "checkpoints"
     folder = root / f"step-{state['step']:09d}"
+    opt_tensors, opt_meta = flatten_optimizer(optimizer)
+    files = {"model.safetensors": weights,
+             "training_state.safetensors": {**opt_tensors, **{f"rng/{k}": v for k, v in rng.items()}}}
     try:
-        return _write_checkpoint(root, folder, weights, optimizer, state, rng)
+        return _write_checkpoint(root, folder, files, {**state, "optimizer": opt_meta})
     except OSError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise CheckpointError(
@@ -190,32 +193,18 @@ def check_free_space(run_dir: Path, parameters: list[torch.nn.Parameter]) -> Non
         )
 
 
-def _write_checkpoint(
-    root: Path,
-    folder: Path,
-    weights: dict[str, torch.Tensor],
-    optimizer: torch.optim.Optimizer,
-    state: dict[str, Any],
-    rng: dict[str, torch.Tensor],
-) -> Path:
+def _write_checkpoint(root: Path, folder: Path, files: dict[str, dict[str, torch.Tensor]], state: dict[str, Any]) -> Path:
+    """Write each tensor file and state.json (with their checksums) into a fresh ``folder``, then
+    point ``latest`` at it and remove the older checkpoints."""
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, folder / "model.safetensors")
-    opt_tensors, opt_meta = flatten_optimizer(optimizer)
-    tensors = {**opt_tensors, **{f"rng/{k}": v.cpu().contiguous() for k, v in rng.items()}}
-    save_file(tensors, folder / "training_state.safetensors")
-    for name in ("model.safetensors", "training_state.safetensors"):
+    for name, tensors in files.items():
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, folder / name)
         os.chmod(folder / name, 0o666 & ~current_umask())  # safetensors writes 0600; a shared run must be readable
         with open(folder / name, "rb+") as f:
             os.fsync(f.fileno())
-    meta = {
-        "format": FORMAT,
-        "version": VERSION,
-        **state,
-        "optimizer": opt_meta,
-        "sha256": {n: file_sha256(folder / n) for n in ("model.safetensors", "training_state.safetensors")},
-    }
+    meta = {"format": FORMAT, "version": VERSION, **state, "sha256": {n: file_sha256(folder / n) for n in files}}
     write_json(folder / "state.json", meta)
     write_atomic(root / "latest", folder.name.encode())
     for old in root.glob("step-*"):

@@ -177,7 +177,7 @@ def add_evaluation(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk", type=positive_int, help="importance samples per pass (default: about 2,500 latent rows on a CPU, 200,000 on a GPU)")
     p.add_argument("--eval-seed", type=int, default=0, help="seed of the importance samples")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="bf16: matrix products in bfloat16 (1.7-2.3x float32's speed on the CPUs measured)")
+                   help="bf16: matrix products in bfloat16 (faster on CPUs with AMX or avx512_bf16 and on GPUs; docs/benchmarks.md)")
 
 
 TRAIN_MODELS = MODEL_KINDS + tuple(GAN_MODELS)

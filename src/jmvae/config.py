@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from typing_extensions import Self
+
 Likelihood = Literal["bernoulli", "categorical", "gaussian"]
 ModelKind = Literal["vae", "cvae", "cmma", "jmvae-zero", "jmvae-kl"]
 Network = Literal["auto", "mlp", "conv"]
@@ -126,7 +128,7 @@ class ModelConfig:
 
     The first modality is ``x``, the one the baselines generate; for CVAE and CMMA the others are
     the condition ``w``. JMVAE models every modality jointly. Defaults are the paper's MNIST
-    architecture (SETUP.md): 64 latent dims, 512 hidden units, ReLU.
+    architecture (the authors' code): 64 latent dims, 512 hidden units, ReLU.
     """
 
     kind: ModelKind
@@ -185,19 +187,30 @@ class ModelConfig:
 PRECISIONS = ("fp32", "bf16")
 
 
+class PlainConfig:
+    """A config whose fields are all JSON values: ``to_dict`` and ``from_dict`` round-trip it."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(**data)
+
+
 @dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings. Defaults follow the authors' MNIST code (SETUP.md).
+class TrainConfig(PlainConfig):
+    """Optimisation settings. Defaults follow the authors' MNIST code (``jmvae.presets`` has each
+    data set's recipe).
 
     ``warmup_epochs``: the KL weight rises linearly from 0 to 1 over this many epochs (0: off).
     ``warmup_all_kl``: False scales only KL(q || prior) (authors' code); True also scales the
     alpha-weighted unimodal KL terms (MultiVae).
     ``precision="bf16"``: bfloat16 autocast of the forward pass (matrix products with bfloat16
     inputs and float32 accumulation); weights, gradients, likelihoods, KL terms and Adam stay
-    float32. Faster on CPUs with AMX or avx512_bf16 and on GPUs. On MNIST, five 100-epoch runs
-    in each precision gave the same log p(x) on average (-90.02 bf16, -90.08 float32; runs land
-    at one of three levels set by how many latent units stay active, whatever the precision:
-    docs/benchmarks.md); the paper's table is trained in float32.
+    float32: faster where bfloat16 products are (CPUs with AMX or avx512_bf16, GPUs), with models
+    of the same quality on MNIST (docs/benchmarks.md, "Does bf16 training give the same model?");
+    the paper's table is trained in float32.
     ``compile``: the model's loss goes through ``torch.compile`` (inductor, its default mode:
     forward and backward each one fused graph; on a GPU no CUDA graphs). The first steps pay the
     compilation (tens of seconds on a CPU; cached for later runs); results equal eager's up to
@@ -236,16 +249,10 @@ class TrainConfig:
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise ValueError("clip_grad_norm must be > 0, or None to disable clipping")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        return cls(**data)
 
 
 @dataclass(frozen=True)
-class AdversarialConfig:
+class AdversarialConfig(PlainConfig):
     """A GAN variant (VAE-GAN, CVAE-GAN, CMMA-GAN, JMVAE-GAN; ``jmvae.adversarial``): a
     discriminator on the model's first modality (an image), trained against its decoder.
 
@@ -277,12 +284,6 @@ class AdversarialConfig:
         kind = ("jmvae" if model.kind == "jmvae-kl" else model.kind) + "-gan"
         return f"{kind}(alpha={model.alpha:g})" if model.kind == "jmvae-kl" else kind
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AdversarialConfig:
-        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -299,8 +300,8 @@ class EvalConfig:
     is that bias. The protocol's numbers do not change: its draws come first.
 
     ``precision="bf16"`` runs the networks' matrix products in bfloat16 (autocast; likelihoods
-    and weights stay float32): 2.5x faster on a CPU with AMX, estimates within 0.01 nats of
-    float32 on MNIST (docs/benchmarks.md). The paper's table is measured in float32.
+    and weights stay float32): faster where bfloat16 products are, its estimates measured against
+    float32's in docs/benchmarks.md. The paper's table is measured in float32.
     """
 
     k: int = 1000

@@ -134,8 +134,8 @@ def shutdown() -> None:
     an active exception": its threads are destroyed while still joinable), which turned about one
     sharded evaluation in three into a failed launch. ``setup`` registers it to run at exit, so
     the CLI and scripts that call ``train``/``evaluate`` under torchrun both leave cleanly. The
-    ranks meet at a barrier first: without it, one launch of a clean-clone CI run on 2026-11-30
-    still aborted that way (0 of 23 launches did by hand that day).
+    ranks meet at a barrier first: without it a rank can still tear the group down while another
+    is in a collective (docs/reliability.md).
     """
     if dist.is_available() and dist.is_initialized():
         try:  # every rank done with its collectives before any tears the group down (bounded: a dead rank costs 30 s)

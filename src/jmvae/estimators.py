@@ -35,8 +35,8 @@ CHUNK_ROWS = {"cpu": 2_500, "cuda": 200_000}
 def default_chunk(batch_size: int, device: torch.device | str = "cpu") -> int:
     """Samples per chunk so that one chunk decodes about ``CHUNK_ROWS[device]`` latent vectors.
 
-    On the CPU small chunks keep the decoder's activations in cache: on this project's 2-core
-    machine 2,500 rows run 1.8x faster than 20,000 (benchmarks/); a GPU wants large ones.
+    On the CPU small chunks keep the decoder's activations in cache (measured: docs/benchmarks.md,
+    ``benchmarks/ablations.py chunk``); a GPU wants large ones.
     """
     rows = CHUNK_ROWS.get(torch.device(device).type, CHUNK_ROWS["cuda"])
     return max(1, rows // max(1, batch_size))

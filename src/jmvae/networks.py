@@ -6,7 +6,7 @@ The builders ``modality_encoder``, ``modality_branch`` and ``modality_decoder`` 
 where a modality's network is chosen, by ``Modality.network``:
 
 - ``"mlp"``: the paper's MNIST architecture (ReLU layers of ``hidden_dim`` units);
-- ``"conv"``: an image (C, H, W) with the paper's CelebA networks (SETUP.md; the authors' code):
+- ``"conv"``: an image (C, H, W) with the paper's CelebA networks (the authors' code):
   an encoder of four 4x4 stride-2 convolutions with 64, 128, 256, 256 channels, batch norm after
   all but the first, ReLU (64x64 -> 256x4x4 = 4096 features), and a mirrored decoder: dense
   -> 256 x H/16 x W/16 (ReLU) -> 4x4 stride-2 transposed convolutions with 256, 128, 64 channels

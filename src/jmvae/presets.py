@@ -26,16 +26,19 @@ from jmvae.config import AdversarialConfig, EvalConfig, Modality, ModelConfig, T
 class Recipe:
     """A data set's defaults: what ``train`` and ``evaluate`` use where a setting is not given."""
 
+    # optimisation
     epochs: int = 100
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_epochs: float = 0.0
+    # architecture
     latent_dim: int = 64
     hidden_dim: int = 512
+    convolutional: bool = False  # the paper's CelebA architecture (paper_model_config)
+    # evaluation protocol
     k: int = 1000
     n_prior: int = 5000
     n_prior_check: int | None = None
-    convolutional: bool = False  # the paper's CelebA architecture (paper_model_config)
 
 
 RECIPES: dict[str, Recipe] = {

@@ -114,6 +114,13 @@ class MultimodalModel(nn.Module):
             self.check_label_range = previous
 
     # -- helpers ----------------------------------------------------------------------------
+    def generate_first_from_the_rest(self) -> None:
+        """The baselines' roles (CVAE, CMMA): the first modality x is generated, the others are
+        the condition w, and training reads both."""
+        self.inputs = self.config.names
+        self.generated = self.config.names[:1]
+        self.conditions = self.config.names[1:]
+
     def encoder_inputs(self, batch: Batch, given: Sequence[str]) -> dict[str, Tensor]:
         """The flat encoder inputs of the modalities in ``given`` (checking their shapes)."""
         out = {}

@@ -20,10 +20,8 @@ from jmvae.networks import GaussianEncoder, JointEncoder, modality_decoder
 class CMMA(MultimodalModel):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
+        self.generate_first_from_the_rest()
         x, *ws = config.modalities
-        self.inputs = config.names
-        self.generated = (x.name,)
-        self.conditions = tuple(w.name for w in ws)
         h, latent, min_var = config.hidden_dim, config.latent_dim, config.min_variance
         self.encoder = JointEncoder(config.modalities, h, latent, min_var)
         self.prior_network = GaussianEncoder(sum(w.features for w in ws), h, latent, min_var)

@@ -21,10 +21,8 @@ from jmvae.networks import JointEncoder, modality_decoder
 class CVAE(MultimodalModel):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
+        self.generate_first_from_the_rest()
         x, *ws = config.modalities
-        self.inputs = config.names
-        self.generated = (x.name,)
-        self.conditions = tuple(w.name for w in ws)
         self.encoder = JointEncoder(config.modalities, config.hidden_dim, config.latent_dim, config.min_variance)
         width = config.latent_dim + sum(w.features for w in ws)
         self.decoders[x.name] = modality_decoder(x, config.hidden_dim, width)

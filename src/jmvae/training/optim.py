@@ -114,12 +114,3 @@ def clip_gradients(optimizer: torch.optim.Optimizer, parameters: list[torch.nn.P
     elif max_norm:
         torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, norm, foreach=True)
     return norm
-
-
-def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    """Load a saved optimizer state but keep this optimizer's implementation flags (fused,
-    foreach): they are a property of the machine, not of the run."""
-    flags = [{k: g.get(k) for k in ("fused", "foreach")} for g in optimizer.param_groups]
-    optimizer.load_state_dict(state)
-    for group, saved in zip(optimizer.param_groups, flags):
-        group.update(saved)
