@@ -232,6 +232,48 @@ def test_sample_without_a_condition_draws_from_the_prior(run, tmp_path, digits, 
     assert "--given" in one_line_error(done, "sample")  # the CVAE's decoder needs its label
 
 
+@pytest.fixture(scope="module")
+def face_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A JMVAE-kl trained one step on six CelebA-format faces (40 named attributes), and a face."""
+    from test_celeba import make_celeba
+
+    root = tmp_path_factory.mktemp("faces")
+    folder, _ = make_celeba(root / "data", n=6, partition=[0, 0, 0, 1, 2, 2])
+    out = root / "run"
+    assert main(["train", "--data", "celeba", "--data-dir", str(root / "data"), "--max-steps", "1", "--batch-size", "2",
+                 *TINY, "--out", str(out)]) == 0
+    return out, next((folder / "img_align_celeba").glob("*.jpg"))
+
+
+def test_attribute_names_are_condition_keys_in_sample_as_in_edit(face_run, tmp_path):
+    run, face = face_run
+    done = jmvae("sample", str(run), "--given", "Male=1,Smiling=1", "--n", "4", "--out", str(tmp_path / "named.png"))
+    assert done.returncode == 0, done.stderr  # was: "unknown modality 'Male'"
+    for name, given in (("listed", ["attributes=Male,Smiling"]), ("bare", ["Male,Smiling"]),
+                        ("split", ["Male=1", "Smiling=1,Young=0"])):
+        assert main(["sample", str(run), *(a for g in given for a in ("--given", g)), "--n", "4",
+                     "--out", str(tmp_path / f"{name}.png")]) == 0
+        assert (tmp_path / f"{name}.png").read_bytes() == (tmp_path / "named.png").read_bytes(), name
+    for change in ("Smiling=1,Male=0", "attributes=Smiling", "Eyeglasses"):
+        assert main(["edit", str(run), "--image", str(face), "--set", change, "--out", str(tmp_path / "e.png")]) == 0, change
+
+
+def test_a_label_is_written_alike_in_sample_and_edit(run, tmp_path):
+    image = digit_png(tmp_path / "d.png")
+    for change in ("label=3", "3"):
+        assert main(["edit", str(run), "--image", str(image), "--set", change, "--out", str(tmp_path / "e.png")]) == 0
+    assert main(["sample", str(run), "--given", "label=3", "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
+
+
+@pytest.mark.parametrize("command", ["sample", "edit"])
+def test_an_unknown_attribute_is_one_line_that_lists_the_attributes(face_run, tmp_path, command):
+    run, face = face_run
+    args = ["--given", "Smile=1"] if command == "sample" else ["--image", str(face), "--set", "Smile=1"]
+    line = one_line_error(jmvae(command, str(run), *args, "--out", str(tmp_path / "x.png")), command)
+    assert "'Smile'" in line and all(name in line for name in ("Smiling", "Male", "Young", "Eyeglasses")), line
+    assert not (tmp_path / "x.png").exists()
+
+
 # -- 7. argparse errors and --debug -----------------------------------------------------------------
 
 
@@ -391,6 +433,3 @@ def test_the_figures_name_their_axes():
     figure = curves_figure([{"epoch": 1, "step": 15, "loss": 3.0}, {"epoch": 2, "step": 30, "loss": 2.0}], "run")
     ticks = figure.axes[0].get_xticks()
     assert len(ticks) and all(float(t).is_integer() for t in ticks)
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)

@@ -12,8 +12,8 @@ from PIL import Image
 
 from jmvae import Modality, ModelConfig, TrainConfig, build_model, load_dataset, train
 from jmvae.coherence import fit_judge
-from jmvae.editing import (apply_changes, definite, edit_image, label_edit_success, parse_changes,
-                           predict_other, Prediction)
+from jmvae.conditions import Vocabulary
+from jmvae.editing import Prediction, apply_changes, definite, edit_image, label_edit_success, predict_w_from_image
 from jmvae.errors import JMVAEError
 
 from helpers import tiny_config
@@ -72,7 +72,7 @@ def test_edit_writes_the_image_its_reconstruction_and_each_edit(digit_run, digit
     assert width >= 4 * 9 + 1 and height > 9 + 1  # four 8x8 images in columns at least as wide, under their titles
     _, model = digit_run
     image = digits.test["image"][:1]
-    _, reconstruction, (edited,) = edit_image(model, image, [{"3": 1.0}], [str(i) for i in range(10)])
+    _, reconstruction, (edited,) = edit_image(model, image, [3], [str(i) for i in range(10)])
     assert (edited - reconstruction).abs().max() > 0.1  # the edit changes the picture
 
 
@@ -82,26 +82,27 @@ def test_changes_on_attributes_of_both_likelihoods():
         extra = {"mean_activation": "tanh"} if likelihood == "gaussian" else {}
         attrs = Modality("attributes", (3,), likelihood, **extra)
         model = build_model(ModelConfig("jmvae-kl", (Modality("image", (4,), "gaussian"), attrs), 2, 8, alpha=0.1))
+        vocabulary = Vocabulary(model.config, features={"attributes": names})
         w = definite(model, Prediction(names, torch.tensor([0.9, 0.2, 0.6]), "attributes"))
         torch.testing.assert_close(w, torch.tensor([[1.0, off, 1.0]]))
-        changes = parse_changes(model, "Smiling=1, Male=0", names)
-        assert changes == {"Smiling": 1.0, "Male": 0.0}
+        changes = vocabulary.parse("Smiling=1, Male=0", "--set")["attributes"]
+        assert changes == {"Smiling": 1, "Male": 0}
         torch.testing.assert_close(apply_changes(model, w, changes, names), torch.tensor([[off, 1.0, 1.0]]))
-        for bad, message in (("Smile=1", "unknown attribute"), ("Smiling=yes", "expected ATTRIBUTE=1"), (" , ", "empty")):
+        for bad, message in (("Smile=1", "unknown attribute"), ("Smiling=yes", "expected ATTRIBUTE=1"), (" , ", "empty"),
+                             ("Smiling=1,Smiling=0", "appears twice")):
             with pytest.raises(JMVAEError, match=message):
-                parse_changes(model, bad, names)
+                vocabulary.parse(bad, "--set")
 
 
 def test_label_changes_take_an_index_or_a_class_name_under_the_labels_own_key():
     image, label = Modality("image", (4,), "bernoulli"), Modality("label", (3,), "categorical")
-    model = build_model(ModelConfig("jmvae-kl", (image, label), 2, 8, alpha=0.1))
-    names = ("Shirt", "Sneaker", "Bag")
-    assert parse_changes(model, "label=Sneaker", names) == parse_changes(model, "1", names) == {"Sneaker": 1.0}
-    assert parse_changes(model, "label=2", names) == {"Bag": 1.0}
+    vocabulary = Vocabulary(ModelConfig("jmvae-kl", (image, label), 2, 8, alpha=0.1), ("Shirt", "Sneaker", "Bag"))
+    assert vocabulary.parse("label=Sneaker", "--set") == vocabulary.parse("1", "--set") == {"label": 1}
+    assert vocabulary.parse("label=2", "--set") == {"label": 2}
     for bad, message in (("Smiling=1", "this run's label is 'label'"), ("label=7", "'7' is not a class; give an index 0..2 or a class name"),
-                         ("label=1,label=2", "takes one value")):
+                         ("label=1,label=2", "appears twice")):
         with pytest.raises(JMVAEError, match=message):
-            parse_changes(model, bad, names)
+            vocabulary.parse(bad, "--set")
 
 
 def test_tanh_attribute_probability_is_the_normal_tail(digits):
@@ -112,7 +113,7 @@ def test_tanh_attribute_probability_is_the_normal_tail(digits):
     torch.nn.init.zeros_(last.weight)
     with torch.no_grad():
         last.bias.copy_(torch.tensor([0.0, 10.0, -0.5]))
-    p = predict_other(model, torch.randn(1, 4), ("a", "b", "c")).probabilities
+    p = predict_w_from_image(model, torch.randn(1, 4), ("a", "b", "c")).probabilities
     expected = torch.distributions.Normal(0, 1).cdf(torch.tanh(torch.tensor([0.0, 10.0, -0.5])) / 0.5)
     torch.testing.assert_close(p, expected)
 
@@ -140,7 +141,7 @@ def test_faces_are_read_through_the_runs_crop_and_standardization(tmp_path):
 
 
 def test_an_aligned_face_file_is_prepared_exactly_like_its_cached_training_row(tmp_path):
-    from jmvae.editing import face_tensor
+    from jmvae.imageio import face_tensor
 
     make_celeba(tmp_path / "data", n=6, partition=[0, 0, 0, 1, 2, 2])
     data = load_dataset("celeba", tmp_path / "data", cache_dir=tmp_path / "cache")

@@ -26,7 +26,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from jmvae import TrainConfig, train
-from jmvae.explorer import MAX_SIDE, MAX_UPLOAD_BYTES, UploadError, create_app, prepare_upload
+from jmvae.explorer import create_app
+from jmvae.imageio import MAX_SIDE, MAX_UPLOAD_BYTES, UploadError, prepare_upload
 
 from helpers import tiny_config
 
@@ -123,8 +124,8 @@ def test_samples_are_fresh_png_grids_and_a_seed_repeats_them(client):
 
 
 @pytest.mark.parametrize("body, message", [
-    ({"label": 10}, "outside 0..9"),
-    ({"label": "seven"}, "unknown label"),
+    ({"label": 10}, "is not a class; give an index 0..9"),
+    ({"label": "seven"}, "'seven' is not a class"),
     ({"label": 1.5}, "class index"),
     ({"label": 1, "n": 0}, "n must be"),
     ({"label": 1, "n": 1000}, "n must be"),
@@ -563,7 +564,7 @@ def test_faces_from_ticked_attributes_are_colour_grids(face_app):
     assert grid.shape == (2 * 65 + 1, 2 * 65 + 1, 3) and out["attributes"] == ["Male", "Smiling"]
     assert out == client.post("/api/sample", json={"attributes": ["Male", "Smiling"], "n": 4, "seed": 3}).get_json()
     bad = client.post("/api/sample", json={"attributes": ["Smile"]})
-    assert bad.status_code == 400 and "unknown attribute(s) Smile" in bad.get_json()["error"]
+    assert bad.status_code == 400 and "unknown attribute 'Smile'" in bad.get_json()["error"]
     bad = client.post("/api/sample", json={"attributes": "Male"})
     assert bad.status_code == 400 and "a list of attribute names" in bad.get_json()["error"]
 

@@ -11,7 +11,7 @@ from jmvae import CheckpointError, DataError, JMVAEError, load_model, train
 from jmvae.training import batches, loop, optim, step as training_step
 from jmvae.checkpoint import latest_checkpoint, load_checkpoint
 from jmvae.data import PairedData
-from jmvae.generation import predict
+from jmvae.generation import class_probabilities
 from jmvae.training import DivergenceError
 
 from helpers import tiny_config, tiny_train
@@ -29,7 +29,7 @@ def test_tiny_model_overfits_a_batch(digits):
     config = tiny_config(small, "jmvae-kl", alpha=1.0, latent=8, hidden=64)
     result = train(config, tiny_train(epochs=500, batch_size=32, lr=3e-3), small, progress=False)
     assert result.history[-1]["loss"] < 0.5 * result.history[0]["loss"]
-    probabilities = predict(result.model, batch, "label", ("image",))
+    probabilities = class_probabilities(result.model, batch, "label", ("image",))
     assert (probabilities.argmax(-1) == batch["label"]).all()
 
 

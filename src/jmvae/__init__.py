@@ -16,14 +16,14 @@ from jmvae.data import PairedData, load_dataset
 from jmvae.errors import CheckpointError, DataError, JMVAEError
 from jmvae.estimators import iw_log_likelihood, iw_log_likelihoods, log_marginal_by_prior
 from jmvae.evaluation import evaluate
-from jmvae.generation import generate, predict
+from jmvae.generation import class_probabilities, generate
 from jmvae.models import CMMA, CVAE, JMVAE, VAE, MultimodalModel, build_model
 from jmvae.runs import load_model
 from jmvae.training import train
 
 __all__ = [
     "CMMA", "CVAE", "CheckpointError", "DataError", "EvalConfig", "JMVAE", "JMVAEError", "Modality",
-    "ModelConfig", "MultimodalModel", "PairedData", "TrainConfig", "VAE", "build_model", "evaluate",
+    "ModelConfig", "MultimodalModel", "PairedData", "TrainConfig", "VAE", "build_model", "class_probabilities", "evaluate",
     "generate", "iw_log_likelihood", "iw_log_likelihoods", "load_dataset", "load_model",
-    "log_marginal_by_prior", "predict", "train",
+    "log_marginal_by_prior", "train",
 ]

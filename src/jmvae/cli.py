@@ -222,8 +222,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="generate images from a label (or attributes), or from the prior p(z)")
     s.add_argument("run_dir")
     s.add_argument("--given", action="append", default=[],
-                   help="NAME=VALUE, e.g. label=3, label=Sneaker or attributes=Male,Smiling; a bare value (3) is the "
-                        "run's only condition; each NAME once (default: none, z from the prior p(z))")
+                   help="the condition, e.g. label=3, label=Sneaker, Smiling=1,Male=0 (attributes by name, 1 or 0; those "
+                        "not named off) or attributes=Male,Smiling (those on); a bare value (3) is the run's only "
+                        "condition; each name once (default: none, z from the prior p(z))")
     s.add_argument("--n", type=sample_count, default=64, help=f"images, at most {MAX_SAMPLES}")
     s.add_argument("--out", required=True, help="PNG file")
     s.add_argument("--seed", type=int, default=0, help="seed of the latent draws")
@@ -241,7 +242,9 @@ def parser() -> argparse.ArgumentParser:
     ed.add_argument("run_dir")
     ed.add_argument("--image", required=True, help="PNG or JPEG file")
     ed.add_argument("--set", action="append", required=True, dest="changes",
-                    help="ATTRIBUTE=1|0 list, e.g. Smiling=1,Male=0, or label=3 (or 3); repeat for several edits (one column each)")
+                    help="what to change, in sample --given's words: Smiling=1,Male=0 (attributes by name, 1 or 0; "
+                         "those not named keep their predicted value), label=3, label=Sneaker or 3; repeat for several "
+                         "edits (one column each)")
     ed.add_argument("--out", required=True, help="PNG file: the image, its reconstruction, then each edit, each column labelled")
     ed.add_argument("--method", choices=("shift", "joint"), default="shift",
                     help="shift: move z by q(z|w') - q(z|w); joint: encode q(z|x,w') (see docs/editing.md)")
@@ -546,26 +549,22 @@ def evaluation_lines(result: dict[str, Any], config: ModelConfig, epochs: int) -
 
 
 def command_sample(args: argparse.Namespace) -> int:
-    from jmvae.generation import generate, parse_given
-    from jmvae.images import check_png_path, image_grid, save_png
+    from jmvae.conditions import Vocabulary
+    from jmvae.generation import generate
+    from jmvae.imageio import check_png_path, displayable, image_grid, run_standardization, save_png
     from jmvae.runs import load_model
 
     check_png_path(args.out)
     model, run, _ = load_model(args.run_dir, args.device)
     x = run.model.modalities[0]
-    classes = class_names(run.data["name"])
-    given = parse_given(run.model, args.given, classes, run.data.get("feature_names", {}))
+    vocabulary = Vocabulary.of_run(run.model, run.data, class_names(run.data["name"]))
+    given = vocabulary.tensors(vocabulary.parse_all(args.given, "--given"))
     if not given and model.conditions:
         raise JMVAEError(f"{model.config.display_name} generates {x.name} only given {', '.join(model.conditions)}; "
                          f"add e.g. --given {model.conditions[0]}=3")
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
     dist = generate(model, given, args.n, generator)[x.name]
-    images = dist.mean.reshape(args.n, *x.shape)
-    standardization = run.data.get("standardization", {}).get(x.name)
-    if standardization is not None:  # CelebA: standardised pixels back to [0, 1]
-        from jmvae.data import Standardization
-
-        images = Standardization.from_dict(standardization).undo(images)
+    images = displayable(dist.mean.reshape(args.n, *x.shape), run_standardization(run.data, x.name))
     path = save_png(image_grid(images), args.out, args.scale)
     source = ("given " + " and ".join(args.given)) if given else "from the prior p(z)"
     print(f"wrote {args.n} samples of {x.name} {source} to {path}", file=sys.stderr)
@@ -579,13 +578,15 @@ def class_names(dataset: str) -> tuple[str, ...] | None:
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    from jmvae.editing import feature_names, load_image, predict_other
+    from jmvae.conditions import Vocabulary
+    from jmvae.editing import other_modality, predict_w_from_image
+    from jmvae.imageio import load_image
     from jmvae.runs import load_model
 
     model, run, _ = load_model(args.run_dir, args.device)
-    names = feature_names(model, run.data, class_names(run.data["name"]))
-    image, notes = load_image(args.image, model, run.data)
-    prediction = predict_other(model, image.to(args.device), names)
+    names = Vocabulary.of_run(run.model, run.data, class_names(run.data["name"])).names(other_modality(model))
+    image, notes = load_image(args.image, run.model.modalities[0], run.data)
+    prediction = predict_w_from_image(model, image.to(args.device), names)
     order = prediction.probabilities.argsort(descending=True).tolist()[: args.top]
     for note in notes:
         print(f"{args.image}: {note}", file=sys.stderr)
@@ -602,17 +603,19 @@ def command_predict(args: argparse.Namespace) -> int:
 
 
 def command_edit(args: argparse.Namespace) -> int:
-    from jmvae.editing import displayable, edit_image, feature_names, load_image, parse_changes
-    from jmvae.images import check_png_path, labelled_row, save_png
+    from jmvae.conditions import Vocabulary
+    from jmvae.editing import edit_image, other_modality
+    from jmvae.imageio import check_png_path, displayable, labelled_row, load_image, run_standardization, save_png
     from jmvae.runs import load_model
 
     check_png_path(args.out)
     model, run, _ = load_model(args.run_dir, args.device)
-    names = feature_names(model, run.data, class_names(run.data["name"]))
-    edits = [parse_changes(model, text, names) for text in args.changes]
-    image, notes = load_image(args.image, model, run.data)
-    _, reconstruction, edited = edit_image(model, image.to(args.device), edits, names, args.method)
-    images = displayable(torch.cat([image.to(reconstruction.device), reconstruction, *edited]), model, run.data)
+    w, x = other_modality(model), run.model.modalities[0]
+    vocabulary = Vocabulary.of_run(run.model, run.data, class_names(run.data["name"]))
+    edits = [vocabulary.parse(text, "--set")[w] for text in args.changes]
+    image, notes = load_image(args.image, x, run.data)
+    _, reconstruction, edited = edit_image(model, image.to(args.device), edits, vocabulary.names(w), args.method)
+    images = displayable(torch.cat([image.to(reconstruction.device), reconstruction, *edited]), run_standardization(run.data, x.name))
     titles = ["image", "reconstruction", *(text.strip() for text in args.changes)]  # each column says what it is
     path = save_png(labelled_row(images, titles, args.scale), args.out)
     for note in notes:

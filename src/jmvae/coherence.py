@@ -21,6 +21,7 @@ as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 from torch import Tensor, nn
@@ -29,8 +30,8 @@ from jmvae.generation import generate
 from jmvae.models import MultimodalModel
 
 
-JUDGED_ON = {True: "binary samples of p(x|z); judge fitted and tested on binarised images",
-             False: "means of p(x|z); judge fitted and tested on the data as given"}
+JUDGED_ON = MappingProxyType({True: "binary samples of p(x|z); judge fitted and tested on binarised images",
+                              False: "means of p(x|z); judge fitted and tested on the data as given"})
 
 
 @dataclass

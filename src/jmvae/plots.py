@@ -21,33 +21,42 @@ For attribute data (CelebA: colour faces, 40 binary attributes), instead of ``ge
   face with one attribute flipped from its predicted value (``jmvae.editing``, shift method);
 
 and ``latent.png`` is coloured by one attribute (``Male`` by default) instead of a label.
-Faces are shown with the run's standardization undone.
+Faces are shown with the run's standardization undone. Each figure is its own
+``matplotlib.figure.Figure``, drawn by the Agg renderer when saved: no pyplot, no global backend
+or figure state, so plotting from a thread, a notebook or a server changes nothing around it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from jmvae.data import load_dataset  # noqa: E402
-from jmvae.errors import JMVAEError  # noqa: E402
-from jmvae.generation import generate  # noqa: E402
-from jmvae.images import image_grid  # noqa: E402
-from jmvae.models import MultimodalModel  # noqa: E402
-from jmvae.runs import load_model  # noqa: E402
-from jmvae.training import read_history  # noqa: E402
+from jmvae.data import load_dataset
+from jmvae.errors import JMVAEError
+from jmvae.generation import generate
+from jmvae.imageio import displayable, image_grid
+from jmvae.models import MultimodalModel
+from jmvae.runs import load_model
+from jmvae.training import read_history
 
 logger = logging.getLogger(__name__)
+
+
+def save_figure(fig: Figure, path: Path, dpi: int = 120, rect: Sequence[float] = (0, 0, 1, 1)) -> Path:
+    """Lay ``fig`` out tightly within ``rect`` (figure fractions) and write it to ``path``."""
+    fig.tight_layout(rect=rect)
+    fig.savefig(path, dpi=dpi)
+    return path
 
 
 def image_and_label(model: MultimodalModel) -> tuple[str, str | None]:
@@ -85,10 +94,11 @@ def embed(means: Tensor, method: str, seed: int) -> tuple[np.ndarray, tuple[str,
 
 def draw_latent(ax: Any, points2d: np.ndarray, labels: np.ndarray | None, classes: tuple[str, ...], title: str,
                 axes: tuple[str, str] = ("", "")) -> None:
+    """A scatter of 2-D points on ``ax``, one colour per class of ``labels`` (none: one colour)."""
     if labels is None:
         ax.scatter(points2d[:, 0], points2d[:, 1], s=3, alpha=0.6)
     else:
-        cmap = plt.get_cmap("tab10")
+        cmap = matplotlib.colormaps["tab10"]
         for c in range(len(classes)):
             mask = labels == c
             ax.scatter(points2d[mask, 0], points2d[mask, 1], s=3, alpha=0.7, color=cmap(c % 10), label=classes[c])
@@ -112,8 +122,10 @@ def latent_colours(data, points: int, attribute: str = "Male") -> tuple[np.ndarr
 
 
 def plot_latent(runs: list[tuple[MultimodalModel, Any]], data, path: Path, embedding: str, points: int, seed: int) -> Path:
+    """Figure 3: per run, a 2-D embedding of E[z | x, w] over the first ``points`` test examples."""
     points = min(points, len(next(iter(data.test.values()))))
-    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 5), squeeze=False)
+    fig = Figure(figsize=(5 * len(runs), 5))
+    axes = fig.subplots(1, len(runs), squeeze=False)
     labels, classes = latent_colours(data, points)
     name = {"pca": "PCA", "tsne": "t-SNE"}.get(embedding, embedding)
     for ax, (model, run) in zip(axes[0], runs):
@@ -124,10 +136,7 @@ def plot_latent(runs: list[tuple[MultimodalModel, Any]], data, path: Path, embed
     if embedding != "tsne":
         fig.text(0.5, 0.005, "PCA of the test set's latent means; the paper's Figure 3 is a t-SNE (jmvae plot --embedding tsne)",
                  ha="center", va="bottom", fontsize=7)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, rect=(0, 0.03, 1, 1))
 
 
 @torch.inference_mode()
@@ -144,28 +153,27 @@ def generation_grid(model: MultimodalModel, classes: tuple[str, ...], per_class:
 
 
 def plot_generation(model: MultimodalModel, classes: tuple[str, ...], path: Path, seed: int, per_class: int = 10) -> Path:
+    """Appendix E: per label c, ``per_class`` means of p(x | z), z drawn from the generation latent given c."""
     grid = generation_grid(model, classes, per_class, seed)
-    fig, ax = plt.subplots(figsize=(per_class * 0.6 + 1.2, len(classes) * 0.6 + 0.6))
+    fig = Figure(figsize=(per_class * 0.6 + 1.2, len(classes) * 0.6 + 0.6))
+    ax = fig.subplots()
     ax.imshow(grid, cmap="gray", vmin=0, vmax=255)
     rows = len(classes)
     ax.set_yticks([(grid.shape[0] / rows) * (i + 0.5) for i in range(rows)], classes, fontsize=7)
     ax.set_xticks([])
     source = {"jmvae-kl": "q(z|w)", "jmvae-zero": "joint encoder, image = 0", "cmma": "p(z|w)", "cvae": "N(0, I) and w"}
     ax.set_title(f"{model.config.display_name}: x ~ p(x|z), z from {source.get(model.config.kind, 'q(z|w)')}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def shown(images: Tensor, data, name: str = "image") -> Tensor:
-    """Images as [0, 1] intensities for display: a run's standardization undone where it has one."""
-    standardization = getattr(data, "standardization", {}).get(name) if data is not None else None
-    return standardization.undo(images.cpu()) if standardization is not None else images
+    """``displayable`` images of modality ``name`` of ``data`` (its standardization undone, if any)."""
+    return displayable(images, getattr(data, "standardization", {}).get(name) if data is not None else None)
 
 
 @torch.inference_mode()
 def plot_reconstructions(model: MultimodalModel, test: dict[str, Tensor], path: Path, n: int = 12, data=None) -> Path:
+    """Appendix C: test images, then the means of p(x | z) at z = E[q(z | inputs)] and E[q(z | x)]."""
     image, label = image_and_label(model)
     shape = model.config.modality(image).shape
     n = min(n, len(test[image]))
@@ -180,39 +188,36 @@ def plot_reconstructions(model: MultimodalModel, test: dict[str, Tensor], path: 
             titles.append(f"through q(z | {image})")
         except ValueError:  # the CVAE and CMMA have no image-only encoder
             pass
-    fig, axes = plt.subplots(len(rows), 1, figsize=(n * 0.6, len(rows) * 0.9))
+    fig = Figure(figsize=(n * 0.6, len(rows) * 0.9))
+    axes = fig.subplots(len(rows), 1)
     for ax, row, title in zip(np.atleast_1d(axes), rows, titles):
         ax.imshow(image_grid(shown(row.reshape(n, *shape), data, image), columns=n), cmap="gray", vmin=0, vmax=255)
         ax.set_title(title, fontsize=8)
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
-CURVE_TITLES = {
+CURVE_TITLES = MappingProxyType({
     "loss": "training loss (negative bound)",
     "kl_prior": "KL(q(z|all) || p(z))",
     "recon": "E_q log p({} | z)",
     "kl": "KL(q(z|all) || q(z|{}))",
     "gan": "GAN: {}",
-}
+})
 
 
 def plot_curves(history: list[dict[str, Any]], title: str, path: Path) -> Path:
-    fig = curves_figure(history, title)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    """``curves_figure`` of ``history``, written to ``path``."""
+    return save_figure(curves_figure(history, title), path)
 
 
-def curves_figure(history: list[dict[str, Any]], title: str) -> Any:
-    """One panel per logged loss term against the epoch (whole-number ticks)."""
+def curves_figure(history: list[dict[str, Any]], title: str) -> Figure:
+    """One panel per logged loss term against the epoch (whole-number ticks), not yet laid out."""
     keys = [k for k in history[0] if k not in ("epoch", "step", "seconds", "kl_weight")]
     columns = min(3, len(keys))
     rows = -(-len(keys) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.6 * rows), squeeze=False)
+    fig = Figure(figsize=(3.4 * columns, 2.6 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
     epochs = [r["epoch"] for r in history]
     for ax in axes.flat[len(keys):]:
         ax.axis("off")
@@ -222,7 +227,6 @@ def curves_figure(history: list[dict[str, Any]], title: str) -> Any:
         ax.set_xlabel("epoch", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -301,23 +305,21 @@ def plot_faces_per_attribute(model: MultimodalModel, data, name: str, names: tup
         average = model.decode(latent.mean.reshape(1, -1), given)[image].mean
         rows += [average.reshape(1, *shape), generate(model, given, per_row, generator)[image].mean.reshape(per_row, *shape)]
     grid = image_grid(shown(torch.cat(rows), data, image), columns=per_row + 1)
-    fig, ax = plt.subplots(figsize=((per_row + 1) * 0.9 + 1.6, len(names) * 0.9 + 0.6))
+    fig = Figure(figsize=((per_row + 1) * 0.9 + 1.6, len(names) * 0.9 + 0.6))
+    ax = fig.subplots()
     ax.imshow(grid)
     ax.set_yticks([(grid.shape[0] / len(names)) * (i + 0.5) for i in range(len(names))], names, fontsize=7)
     ax.set_xticks([grid.shape[1] / (per_row + 1) * 0.5], ["average"], fontsize=7)
     ax.set_title(f"{model.config.display_name}: faces from one attribute (the others off); first column: the mean of z",
                  fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 @torch.inference_mode()
 def plot_attribute_editing(model: MultimodalModel, data, names: tuple[str, ...], path: Path, n: int = 6,
                            attributes: tuple[str, ...] = EDITED_ATTRIBUTES) -> Path:
     """Figure 6: test faces, reconstructions, and one attribute flipped per column (shift edits)."""
-    from jmvae.editing import Prediction, apply_changes, definite, edit_batch, predict_other
+    from jmvae.editing import Prediction, apply_changes, definite, edit_batch, predict_w_from_image
 
     image = model.config.names[0]
     shape = model.config.modality(image).shape
@@ -327,7 +329,7 @@ def plot_attribute_editing(model: MultimodalModel, data, names: tuple[str, ...],
     columns: list[list[Tensor]] = [[], []] + [[] for _ in attributes]
     for face in faces:
         face = face.unsqueeze(0)
-        prediction: Prediction = predict_other(model, face, names)
+        prediction: Prediction = predict_w_from_image(model, face, names)
         w = definite(model, prediction)
         flipped = [apply_changes(model, w, {a: float(w[0, names.index(a)] <= 0.5)}, names) for a in attributes]
         reconstruction = edit_batch(model, face, w, w)[0]
@@ -338,12 +340,10 @@ def plot_attribute_editing(model: MultimodalModel, data, names: tuple[str, ...],
     images = torch.stack([torch.cat(c).reshape(-1, *shape) for c in columns], dim=1).reshape(-1, *shape)
     grid = image_grid(shown(images, data, image), columns=len(columns))
     titles = ["face", "reconstruction"] + [f"flip {a}" for a in attributes]
-    fig, ax = plt.subplots(figsize=(len(columns) * 1.1 + 0.4, len(faces) * 1.1 + 0.6))
+    fig = Figure(figsize=(len(columns) * 1.1 + 0.4, len(faces) * 1.1 + 0.6))
+    ax = fig.subplots()
     ax.imshow(grid)
     ax.set_xticks([(grid.shape[1] / len(columns)) * (i + 0.5) for i in range(len(columns))], titles, fontsize=7, rotation=30)
     ax.set_yticks([])
     ax.set_title(f"{model.config.display_name}: attribute editing (z + q(z|w') - q(z|w))", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
