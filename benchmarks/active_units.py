@@ -20,7 +20,7 @@ import torch
 from jmvae.config import EvalConfig
 from jmvae.data import load_dataset
 from jmvae.evaluation import evaluate
-from jmvae.runs import load_model
+from jmvae.runs import load_run
 
 
 def main() -> None:
@@ -32,7 +32,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     test = load_dataset(args.data).test
     for name, run_dir in (item.split("=", 1) for item in args.runs):
-        model, run, _ = load_model(run_dir)
+        loaded = load_run(run_dir)
+        model, run = loaded.model, loaded.config
         units = evaluate(model, test, EvalConfig(k=1, n_prior=1)).active_units
         stored = Path(run_dir) / "evaluation.json"
         log_px = json.loads(stored.read_text())["log_likelihood"]["image"]["multiple"] if stored.is_file() else None

@@ -15,7 +15,7 @@ import json
 from jmvae.coherence import fit_judge
 from jmvae.data import load_dataset
 from jmvae.editing import EDIT_METHODS, label_edit_success
-from jmvae.runs import load_model
+from jmvae.runs import load_run
 
 
 def main() -> None:
@@ -26,8 +26,9 @@ def main() -> None:
     args = parser.parse_args()
     judges = {}
     for run_dir in args.runs:
-        model, run, _ = load_model(run_dir)
-        name = run.data["name"]
+        loaded = load_run(run_dir)
+        model, run = loaded.model, loaded.config
+        name = run.data.name
         if name not in judges:
             data = load_dataset(name, args.data_dir)
             judge = fit_judge(data.train["image"], data.train["label"], data.test["image"], data.test["label"])

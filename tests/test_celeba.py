@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from jmvae import DataError, Modality, ModelConfig, TrainConfig, build_model, load_dataset, load_model, train
+from jmvae import DataError, Modality, ModelConfig, TrainConfig, build_model, load_dataset, load_run, train
 from jmvae.data import PairedData, StandardizedImages, celeba
 from jmvae.data.celeba import cache as celeba_cache
 from jmvae.data.celeba import (
@@ -435,7 +435,8 @@ def test_a_tiny_conv_jmvae_trains_saves_and_generates(fixture_dir, tmp_path):
     result = train(config, TrainConfig(epochs=1, batch_size=2, max_steps=2, seed=0), data, run, progress=False,
                    data_info=data.run_info())
     assert result.step == 2
-    model, saved, _ = load_model(run)
+    loaded = load_run(run)
+    model, saved = loaded.model, loaded.config
     assert saved.model == config and saved.data == data.run_info()
     for name, value in result.model.state_dict().items():  # batch-norm statistics included
         assert torch.equal(value, model.state_dict()[name]), name

@@ -18,7 +18,8 @@ from helpers import tiny_config
 from PIL import Image
 
 from jmvae import TrainConfig, cores, load_dataset, train
-from jmvae.cli import TRAIN_MODELS, main
+from jmvae.cli import main
+from jmvae.cli.parser import TRAIN_MODELS
 from jmvae.errors import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -147,7 +147,7 @@ def test_an_aligned_face_file_is_prepared_exactly_like_its_cached_training_row(t
     data = load_dataset("celeba", tmp_path / "data", cache_dir=tmp_path / "cache")
     files = sorted((tmp_path / "data" / "celeba" / "img_align_celeba").glob("*.jpg"))
     for row, path in enumerate(files[:4]):  # rows 0-3: the training split (train + valid), in file order
-        prepared, notes = face_tensor(Image.open(path), (3, 64, 64), data.options, data.standardization["image"].to_dict())
+        prepared, notes = face_tensor(Image.open(path), (3, 64, 64), data.options, data.standardization["image"])
         assert notes == []
         torch.testing.assert_close(prepared[0], data.train["image"][row])
 

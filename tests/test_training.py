@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from jmvae import CheckpointError, DataError, JMVAEError, load_model, train
+from jmvae import CheckpointError, DataError, JMVAEError, load_run, train
 from jmvae.training import batches, loop, optim, step as training_step
 from jmvae.checkpoint import latest_checkpoint, load_checkpoint
 from jmvae.data import PairedData
@@ -186,9 +186,10 @@ def test_nan_in_the_data_is_refused_before_training(digits):
         train(tiny_config(digits), tiny_train(max_steps=1), bad, progress=False)
 
 
-def test_load_model_gives_the_trained_model(digits, tmp_path):
+def test_load_run_gives_the_trained_model(digits, tmp_path):
     result = train(tiny_config(digits), tiny_train(max_steps=5), digits, tmp_path / "run", progress=False)
-    model, run, state = load_model(tmp_path / "run")
+    loaded = load_run(tmp_path / "run")
+    model, run, state = loaded.model, loaded.config, loaded.state
     assert state["step"] == 5 and run.model == tiny_config(digits)
     a, b = params(result.model), params(model)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -201,18 +202,18 @@ def test_corrupt_or_foreign_checkpoints_are_refused(digits, tmp_path):
     original = weights.read_bytes()
     weights.write_bytes(original[: len(original) // 2])
     with pytest.raises(CheckpointError, match="truncated or modified"):
-        load_model(tmp_path / "run")
+        load_run(tmp_path / "run")
     weights.write_bytes(original)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     (tmp_path / "run" / "config.json").write_text(json.dumps({**config, "version": 99}))
     with pytest.raises(CheckpointError, match="version 99"):
-        load_model(tmp_path / "run")
+        load_run(tmp_path / "run")
     config["model"]["latent_dim"] = 5
     (tmp_path / "run" / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="do not fit this model"):
-        load_model(tmp_path / "run")
+        load_run(tmp_path / "run")
     with pytest.raises(CheckpointError, match="not a folder"):
-        load_model(tmp_path / "nowhere")
+        load_run(tmp_path / "nowhere")
 
 
 @pytest.mark.parametrize("fused", [True, False])

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from jmvae.config import EvalConfig, Modality, ModelConfig, TrainConfig
+from jmvae.config import AdversarialConfig, EvalConfig, Modality, ModelConfig, TrainConfig
 from jmvae.data import PairedData, load_dataset
 from jmvae.errors import CheckpointError, DataError, JMVAEError
 from jmvae.estimators import iw_log_likelihood, iw_log_likelihoods, log_marginal_by_prior
 from jmvae.evaluation import evaluate
 from jmvae.generation import class_probabilities, generate
 from jmvae.models import CMMA, CVAE, JMVAE, VAE, MultimodalModel, build_model
-from jmvae.runs import load_model
+from jmvae.runs import Run, load_run
 from jmvae.training import train
 
 __all__ = [
-    "CMMA", "CVAE", "CheckpointError", "DataError", "EvalConfig", "JMVAE", "JMVAEError", "Modality",
+    "AdversarialConfig", "CMMA", "CVAE", "CheckpointError", "DataError", "EvalConfig", "JMVAE", "JMVAEError", "Modality",
     "ModelConfig", "MultimodalModel", "PairedData", "TrainConfig", "VAE", "build_model", "class_probabilities", "evaluate",
-    "generate", "iw_log_likelihood", "iw_log_likelihoods", "load_dataset", "load_model",
+    "generate", "iw_log_likelihood", "iw_log_likelihoods", "load_dataset", "load_run", "Run",
     "log_marginal_by_prior", "train",
 ]

@@ -28,6 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from jmvae.config import AdversarialConfig, ModelConfig, TrainConfig
+from jmvae.data.paired import DataInfo
 from jmvae.errors import CheckpointError
 
 FORMAT = "jmvae-run"
@@ -41,7 +42,7 @@ class RunConfig:
 
     model: ModelConfig
     train: TrainConfig
-    data: dict[str, Any]
+    data: DataInfo
     adversarial: AdversarialConfig | None = None
 
     @property
@@ -50,7 +51,7 @@ class RunConfig:
         return self.adversarial.display_name(self.model) if self.adversarial else self.model.display_name
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"format": FORMAT, "version": VERSION, "model": self.model.to_dict(), "train": self.train.to_dict(), "data": self.data}
+        out = {"format": FORMAT, "version": VERSION, "model": self.model.to_dict(), "train": self.train.to_dict(), "data": self.data.to_dict()}
         if self.adversarial is not None:
             out["adversarial"] = self.adversarial.to_dict()
         return out
@@ -63,7 +64,7 @@ class RunConfig:
             raise CheckpointError(f"{where}: run format version {raw.get('version')}, this jmvae reads version {VERSION}")
         try:
             model, train, adversarial = _with_adversarial_apart(raw)
-            return cls(ModelConfig.from_dict(model), TrainConfig.from_dict(train), dict(raw["data"]), adversarial)
+            return cls(ModelConfig.from_dict(model), TrainConfig.from_dict(train), DataInfo.from_dict(raw["data"]), adversarial)
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{where}: invalid run config ({exc})") from None
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from jmvae.config import ModelConfig
+from jmvae.data import DataInfo
 from jmvae.data.celeba import attribute_vector
 from jmvae.errors import JMVAEError
 
@@ -44,9 +44,8 @@ class Vocabulary:
     features: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def of_run(cls, config: ModelConfig, run_data: Mapping[str, Any], classes: Sequence[str] | None = None) -> Vocabulary:
-        features = {name: tuple(names) for name, names in run_data.get("feature_names", {}).items()}
-        return cls(config, tuple(classes) if classes else None, features)
+    def of_run(cls, config: ModelConfig, run_data: DataInfo, classes: Sequence[str] | None = None) -> Vocabulary:
+        return cls(config, tuple(classes) if classes else None, dict(run_data.feature_names))
 
     # -- names --------------------------------------------------------------------------------
     def names(self, modality: str) -> tuple[str, ...]:

@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from jmvae.config import Modality
-from jmvae.data import Standardization
+from jmvae.data import DataInfo, Standardization
 from jmvae.data.celeba import ALIGNED_CROP, ALIGNED_SIZE, detect_face
 from jmvae.errors import DataError, JMVAEError
 
@@ -124,7 +124,7 @@ def prepare_upload(data: bytes, shape: tuple[int, int], light_on_dark: bool = Tr
 
 
 def face_tensor(image: Image.Image, shape: tuple[int, ...], options: Mapping[str, Any],
-                standardization: Mapping[str, Any]) -> tuple[Tensor, list[str]]:
+                standardization: Standardization) -> tuple[Tensor, list[str]]:
     """A Pillow RGB face -> the standardised batch of one a face run reads, and notes: the run's
     crop, resized to the model's side with Lanczos (see the module docstring)."""
     crop, size, notes = options.get("crop", "aligned"), shape[-1], []
@@ -143,7 +143,7 @@ def face_tensor(image: Image.Image, shape: tuple[int, ...], options: Mapping[str
         box = tuple(crop)
     pixels = np.asarray(image.resize((size, size), Image.Resampling.LANCZOS, box=tuple(box)), dtype=np.uint8)
     tensor = torch.from_numpy(pixels.transpose(2, 0, 1).copy())
-    return Standardization.from_dict(standardization).apply(tensor).unsqueeze(0), notes
+    return standardization.apply(tensor).unsqueeze(0), notes
 
 
 def box_outside(crop: Any, width: int, height: int) -> bool:
@@ -151,7 +151,7 @@ def box_outside(crop: Any, width: int, height: int) -> bool:
     return isinstance(crop, (list, tuple)) and (crop[0] < 0 or crop[1] < 0 or crop[2] > width or crop[3] > height)
 
 
-def read_face(data: bytes, shape: tuple[int, ...], options: Mapping[str, Any], standardization: Mapping[str, Any],
+def read_face(data: bytes, shape: tuple[int, ...], options: Mapping[str, Any], standardization: Standardization,
               source: str = "the upload") -> tuple[Tensor, list[str]]:
     """The bytes of a face file, checked like every upload, converted to RGB when it is not (with
     a note), then ``face_tensor``: the batch of one the run reads, and the notes."""
@@ -164,16 +164,16 @@ def read_face(data: bytes, shape: tuple[int, ...], options: Mapping[str, Any], s
     return face, notes + more
 
 
-def load_image(path: str | Path, modality: Modality, run_data: Mapping[str, Any]) -> tuple[Tensor, list[str]]:
+def load_image(path: str | Path, modality: Modality, run_data: DataInfo) -> tuple[Tensor, list[str]]:
     """An image file -> the batch of one a run reads as ``modality``, and notes on what was done
     to it: a face for a run with a standardization (faces), else a digit."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such image file")
-    standardization = run_data.get("standardization", {}).get(modality.name)
+    standardization = run_data.standardization.get(modality.name)
     try:
         if standardization is not None:
-            return read_face(path.read_bytes(), modality.shape, run_data.get("options", {}), standardization, "the file")
+            return read_face(path.read_bytes(), modality.shape, run_data.options, standardization, "the file")
         side = digit_side(modality)
         pixels, notes = prepare_upload(path.read_bytes(), side, source="the file")
     except UploadError as exc:
@@ -195,12 +195,6 @@ def digit_side(modality: Modality) -> tuple[int, int]:
 
 
 # -- out: model outputs -> pictures ---------------------------------------------------------------
-def run_standardization(run_data: Mapping[str, Any], name: str) -> Standardization | None:
-    """The standardization a run applied to modality ``name`` (faces), or None."""
-    saved = run_data.get("standardization", {}).get(name)
-    return Standardization.from_dict(saved) if saved else None
-
-
 def displayable(images: Tensor, standardization: Standardization | None = None) -> Tensor:
     """Model-space images -> float intensities in [0, 1] on the CPU, standardization undone."""
     images = images.detach().float().cpu()

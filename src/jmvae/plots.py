@@ -46,7 +46,7 @@ from jmvae.errors import JMVAEError
 from jmvae.generation import generate
 from jmvae.imageio import displayable, image_grid
 from jmvae.models import MultimodalModel
-from jmvae.runs import load_model
+from jmvae.runs import load_run
 from jmvae.training import read_history
 
 logger = logging.getLogger(__name__)
@@ -241,14 +241,16 @@ def plot_run(
     data_dir: str | None = None,
 ) -> list[Path]:
     """Every figure that applies to the run in ``run_dir``, written into ``out``; returns their paths."""
-    model, run, _ = load_model(run_dir, device)
-    data = load_dataset(run.data["name"], data_dir, **run.data.get("options", {})).to(device)
+    loaded = load_run(run_dir, device)
+    model, run = loaded.model, loaded.config
+    data = load_dataset(run.data.name, data_dir, **run.data.options).to(device)
     out.mkdir(parents=True, exist_ok=True)
     runs = [(model, run)]
     if compare is not None:
-        other, other_run, _ = load_model(compare, device)
+        compared = load_run(compare, device)
+        other, other_run = compared.model, compared.config
         if other_run.data != run.data:
-            raise JMVAEError(f"--compare {compare} was trained on {other_run.data['name']}, {run_dir} on {run.data['name']}")
+            raise JMVAEError(f"--compare {compare} was trained on {other_run.data.name}, {run_dir} on {run.data.name}")
         runs.append((other, other_run))
     written = [plot_latent(runs, data, out / "latent.png", embedding, points, seed)] if enough_for_a_map(data) else []
     written += model_figures(model, run_dir, data, out, seed, latent=False)

@@ -52,7 +52,3 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
     model.to(resolve_device(device)).eval()
     return Run(run_path, model, config, meta)
 
-
-def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[MultimodalModel, ckpt.RunConfig, dict[str, Any]]:
-    run = load_run(run_dir, device)
-    return run.model, run.config, run.state

@@ -14,11 +14,12 @@ from __future__ import annotations
 from jmvae.data.celeba import load_celeba
 from jmvae.data.folders import data_folder
 from jmvae.data.mnist import FASHION_MNIST, MNIST
-from jmvae.data.paired import PairedData
+from jmvae.data.paired import DataInfo, PairedData
 from jmvae.data.registry import DATASETS, image_label_modalities, load_dataset, paired_from_arrays
 from jmvae.data.transforms import Standardization, StandardizedImages, binarize, binarize_once
 
 __all__ = [
+    "DataInfo",
     "DATASETS", "FASHION_MNIST", "MNIST", "PairedData", "Standardization", "StandardizedImages", "binarize",
     "binarize_once", "data_folder", "image_label_modalities", "load_celeba", "load_dataset", "paired_from_arrays",
 ]

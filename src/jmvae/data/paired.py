@@ -33,7 +33,7 @@ class PairedData:
     names for ``attributes``). ``standardization[m]``: how an image modality's pixels were
     standardised (``.undo(x)`` gives displayable [0, 1] intensities). ``options``: the loader's
     keyword arguments that load the same data again (``load_dataset(name, dir, **options)``).
-    ``run_info()`` bundles what a run folder should remember of the data, as JSON.
+    ``run_info()``: what a run folder remembers of the data (``DataInfo``).
 
     ``binarized``: the training transform, the modalities whose values are intensities in [0, 1]
     that training binarises afresh at every step (x_b ~ Bernoulli(x), the stochastic binarisation of
@@ -65,9 +65,28 @@ class PairedData:
             test={k: v.to(device) for k, v in self.test.items()},
         )
 
-    def run_info(self) -> dict[str, Any]:
-        """JSON-able facts for a run's config: ``{"name": ...}`` for MNIST-like sets (as before),
-        plus ``options``, ``feature_names`` and ``standardization`` where the data set has them."""
+    def run_info(self) -> DataInfo:
+        """What a run folder remembers of this data (``DataInfo``)."""
+        return DataInfo(self.name, dict(self.options), dict(self.feature_names), dict(self.standardization))
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a run folder remembers of its data (``config.json``'s ``data``): the data set's name
+    and the loader options that load it again (``load_dataset(name, dir, **options)``), the names
+    of flat modalities' elements (CelebA's 40 attributes), and how image modalities were
+    standardised (to show its images and to read a user's image as the model's input)."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    feature_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    standardization: dict[str, Standardization] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "feature_names", {k: tuple(v) for k, v in self.feature_names.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON: ``{"name": ...}``, plus ``options``, ``feature_names``, ``standardization`` where present."""
         info: dict[str, Any] = {"name": self.name}
         if self.options:
             info["options"] = dict(self.options)
@@ -76,3 +95,8 @@ class PairedData:
         if self.standardization:
             info["standardization"] = {k: v.to_dict() for k, v in self.standardization.items()}
         return info
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> DataInfo:
+        return cls(str(raw["name"]), dict(raw.get("options", {})), dict(raw.get("feature_names", {})),
+                   {k: Standardization.from_dict(v) for k, v in raw.get("standardization", {}).items()})

@@ -33,8 +33,8 @@ from jmvae.explorer.capabilities import probe
 from jmvae.explorer.latent import latent_map
 from jmvae.generation import class_probabilities, generate
 from jmvae.imageio import (MAX_SIDE, MAX_UPLOAD_BYTES, MIN_SIDE, UPLOAD_FORMATS, displayable, image_grid, png_data_url,
-                           read_face, run_standardization)
-from jmvae.runs import load_model
+                           read_face)
+from jmvae.runs import load_run
 
 MAP_POINTS = 2000  # test points on the latent map
 MAP_ATTRIBUTE = "Male"  # what colours a face run's latent map
@@ -53,16 +53,17 @@ class Explorer:
 
     def __init__(self, run_dir: str | Path, device: str = "cpu", data_dir: str | Path | None = None, map_points: int = MAP_POINTS) -> None:
         self.run_dir = Path(run_dir)
-        self.model, self.run, self.state = load_model(self.run_dir, device)
+        loaded = load_run(self.run_dir, device)
+        self.model, self.run, self.state = loaded.model, loaded.config, loaded.state
         self.config = self.run.model
         self.device = next(self.model.parameters()).device
         self.lock = threading.Lock()  # one model computation at a time
         self._find_modalities()
-        self.data_name = str(self.run.data.get("name", "?"))
+        self.data_name = self.run.data.name
         self.test: dict[str, Tensor] | None = None
         self.data_note = ""
         try:
-            data = load_dataset(self.data_name, data_dir, **self.run.data.get("options", {}))
+            data = load_dataset(self.data_name, data_dir, **self.run.data.options)
         except (DataError, OSError) as exc:
             self.data_note = f"test images unavailable ({' '.join(str(exc).split())}); the latent map and test images are off"
             self.classes = tuple(str(i) for i in range(self.n_classes)) if self.label else ()
@@ -93,8 +94,8 @@ class Explorer:
         self.image = images[0].name
         self.image_shape: tuple[int, ...] = tuple(images[0].shape)
         self.colour = len(self.image_shape) == 3
-        self.standardization = run_standardization(self.run.data, self.image)
-        feature_names = self.run.data.get("feature_names", {})
+        self.standardization = self.run.data.standardization.get(self.image)
+        feature_names = self.run.data.feature_names
         attributes = [m for m in self.config.modalities if m.name in feature_names and m.name != self.image]
         self.attributes: str | None = attributes[0].name if attributes else None
         self.attribute_names: tuple[str, ...] = tuple(feature_names[self.attributes]) if attributes else ()
@@ -166,7 +167,7 @@ class Explorer:
 
     def prepare_face(self, data: bytes) -> tuple[Tensor, list[str]]:
         """An uploaded face -> the (3, H, W) standardised image the model reads, and notes."""
-        options, standardization = self.run.data.get("options", {}), self.run.data["standardization"][self.image]
+        options, standardization = self.run.data.options, self.run.data.standardization[self.image]
         face, notes = read_face(data, self.image_shape, options, standardization)
         side = self.image_shape[-1]
         return face[0], notes + [f"resized to {side}x{side} and standardised as the training faces"]

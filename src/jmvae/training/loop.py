@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from jmvae import checkpoint as ckpt
 from jmvae import distributed
 from jmvae.config import AdversarialConfig, ModelConfig, TrainConfig
-from jmvae.data import PairedData
+from jmvae.data import DataInfo, PairedData
 from jmvae.data.checks import check_paired
 from jmvae.errors import CheckpointError, JMVAEError
 from jmvae.models import MultimodalModel, build_model
@@ -86,7 +86,7 @@ def train(
     run_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
-    data_info: dict[str, Any] | None = None,
+    data_info: DataInfo | None = None,
     on_step: Callable[[int], None] | None = None,
     overwrite: bool = False,
     adversarial: AdversarialConfig | None = None,
@@ -102,7 +102,7 @@ def train(
     ``on_step(step)`` is called after every optimisation step (``jmvae bench`` times with it).
     """
     run_path = Path(run_dir) if run_dir is not None else None
-    run = ckpt.RunConfig(model_config, train_config, data_info or {"name": data.name}, adversarial)
+    run = ckpt.RunConfig(model_config, train_config, data_info or DataInfo(data.name), adversarial)
     if run_path is None:
         return Training(run, data, None, progress, on_step).run(False, False)
     check_run_folder(run_path, resume, overwrite)

@@ -15,7 +15,7 @@ from typing import Any
 from jmvae import checkpoint as ckpt
 from jmvae.coherence import Judge, fit_judge, label_coherence
 from jmvae.config import EvalConfig, ModelConfig, TrainConfig
-from jmvae.data import PairedData
+from jmvae.data import DataInfo, PairedData
 from jmvae.errors import CheckpointError
 from jmvae.evaluation import evaluate
 from jmvae.experiments.table1.rows import ROW_KINDS, ROW_NAMES, run_folder_name
@@ -165,7 +165,7 @@ class Reproduction:
         if done_step < self.steps_needed:
             log(f"[{tag}] training to step {self.steps_needed} (at {done_step}) in {run_dir}")
             result = train(model_config, train_config, self.data, run_dir, resume=True, progress=progress,
-                           data_info={"name": self.data.name})
+                           data_info=DataInfo(self.data.name))
             if result.interrupted:
                 raise KeyboardInterrupt
         loaded = load_run(run_dir, config.train.device)

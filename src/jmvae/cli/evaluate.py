@@ -1,0 +1,83 @@
+"""``jmvae evaluate``: the test log-likelihoods of a run, as aligned text or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import warnings
+from typing import Any
+
+
+from jmvae import presets
+from jmvae.config import EvalConfig, ModelConfig
+from jmvae.data import load_dataset
+
+from jmvae.cli.common import start_distributed
+
+
+def eval_config(args: argparse.Namespace, dataset: str = "mnist") -> EvalConfig:
+    """The evaluation flags over the data set's protocol (``jmvae.presets``): Table 1's k = 1000,
+    N_w = 5000, or Table 2's k = 10, N_w = 10 on CelebA (with the x|w cells also reported at
+    N_w = 1000: see ``EvalConfig.n_prior_check``)."""
+    return presets.eval_config(dataset, k=args.k, n_prior=args.n_prior, n_prior_check=getattr(args, "n_prior_check", None),
+                               limit=args.limit, batch_size=args.eval_batch_size, chunk=args.chunk, seed=args.eval_seed,
+                               precision=args.precision)
+
+
+def command_evaluate(args: argparse.Namespace) -> int:
+    from jmvae.evaluation import evaluate
+    from jmvae.runs import load_run
+
+    world = start_distributed(args)
+    loaded = load_run(args.run_dir, args.device)
+    model, run, state = loaded.model, loaded.config, loaded.state
+    data = load_dataset(run.data.name, args.data_dir, **run.data.options)
+    config = eval_config(args, run.data.name)
+    with warnings.catch_warnings():
+        if min(config.limit or math.inf, len(next(iter(data.test.values())))) < 2:  # active units: a variance over points
+            warnings.filterwarnings("ignore", message=r"var\(\): degrees of freedom")
+        result = evaluate(model, data.test, config, progress=not args.no_progress, name=loaded.display_name)
+    if not world.is_main:
+        return 0
+    if args.json:
+        print(result.to_json())
+    else:
+        print("\n".join(evaluation_lines(result.to_dict(), model.config, state["epoch"])))
+    return 0
+
+
+def evaluation_lines(result: dict[str, Any], config: ModelConfig, epochs: int) -> list[str]:
+    """``evaluate``'s text: one aligned row per cell, mean ± standard error over the test points,
+    each cell named by what it bounds (the "joint" cell is log p(image, label))."""
+    x, *ws = config.names
+    w = ", ".join(ws)
+    names = {x: f"log p({x})", f"{x}|{'+'.join(ws)}": f"log p({x} | {w})", "joint": f"log p({x}, {w})"}
+    rows = []
+    for key, cell in result["log_likelihood"].items():
+        errors = result.get("stderr", {}).get(key)
+        for bound, value in (cell.items() if isinstance(cell, dict) else [("", cell)]):
+            error = errors.get(bound) if isinstance(errors, dict) else errors
+            if value is not None:
+                rows.append((names.get(key, f"log p({key})"), bound, f"{value:9.3f}" + (f" ± {error:.3f}" if error is not None else "")))
+    if result.get("log_p_w") is not None:  # the estimate the x|w cells subtract (docs/bounds.md)
+        rows.append((f"log p^({w}), N_w={result['n_prior']}", "", f"{result['log_p_w']:9.3f}"))
+    check = result.get("n_prior_check")
+    if check:
+        rows.append((f"log p^({w}), N_w={check['n_prior']}", "", f"{check['log_p_w']:9.3f}"))
+        for bound, value in check[f"{x}|{'+'.join(ws)}"].items():
+            if value is not None:
+                rows.append((f"log p({x} | {w}), N_w={check['n_prior']}", bound, f"{value:9.3f}"))
+    for key, value in result["accuracy"].items():
+        if value is not None:
+            rows.append((f"accuracy {key}", "", f"{value:9.4f}"))
+    width = max((len(name) for name, _, _ in rows), default=0)
+    points = result["n_test"]
+    lines = [f"{result['model']} after {epochs} epoch{'s' * (epochs != 1)}: k={result['k']}, N_w={result['n_prior']}, "
+             + f"{points} test point{'s' * (points != 1)} (nats, ± standard error over test points)"]
+    lines += [f"  {name:<{width}}  {bound:<8}  {value}" for name, bound, value in rows]
+    if result["n_test"] < 2:
+        lines.append("  active units: need 2 or more test points (a variance over them)")
+    else:
+        units = ", ".join(f"q(z|{given.replace('+', ',')}) {count}" for given, count in result["active_units"].items())
+        lines.append(f"  active units of {config.latent_dim}: {units}")
+    return lines
