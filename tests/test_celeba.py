@@ -130,8 +130,9 @@ def test_pixels_are_cropped_resized_and_standardized_on_the_training_split(fixtu
         direct = np.asarray(im.resize((64, 64), Image.Resampling.LANCZOS, box=ALIGNED_CROP)).transpose(2, 0, 1)
     assert np.array_equal(expected, direct)
     info = data.run_info()
-    assert info["name"] == "celeba" and info["feature_names"]["attributes"] == list(ATTRIBUTE_NAMES)
-    assert info["standardization"]["image"]["mean"] == list(data.standardization["image"].mean)
+    assert info.name == "celeba" and info.feature_names["attributes"] == tuple(ATTRIBUTE_NAMES)
+    assert info.to_dict()["standardization"]["image"]["mean"] == list(data.standardization["image"].mean)
+    assert type(info).from_dict(json.loads(json.dumps(info.to_dict()))) == info  # config.json round trip
 
 
 def test_random_split_is_seeded_when_there_is_no_partition_file(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import math
 import warnings
-from typing import Any
 
 
 from jmvae import presets
@@ -13,6 +12,7 @@ from jmvae.config import EvalConfig, ModelConfig
 from jmvae.data import load_dataset
 
 from jmvae.cli.common import start_distributed
+from jmvae.evaluation import Evaluation
 
 
 def eval_config(args: argparse.Namespace, dataset: str = "mnist") -> EvalConfig:
@@ -42,42 +42,45 @@ def command_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(result.to_json())
     else:
-        print("\n".join(evaluation_lines(result.to_dict(), model.config, state["epoch"])))
+        print("\n".join(evaluation_lines(result, model.config, state["epoch"])))
     return 0
 
 
-def evaluation_lines(result: dict[str, Any], config: ModelConfig, epochs: int) -> list[str]:
+def evaluation_lines(result: Evaluation, config: ModelConfig, epochs: int) -> list[str]:
     """``evaluate``'s text: one aligned row per cell, mean ± standard error over the test points,
     each cell named by what it bounds (the "joint" cell is log p(image, label))."""
-    x, *ws = config.names
-    w = ", ".join(ws)
-    names = {x: f"log p({x})", f"{x}|{'+'.join(ws)}": f"log p({x} | {w})", "joint": f"log p({x}, {w})"}
+    keys, w = result.keys, ", ".join(result.keys.ws)
+    cells = [(f"log p({keys.x})", result.log_likelihood.x, result.stderr.x)]
+    if keys.ws:
+        cells.append((f"log p({keys.x} | {w})", result.log_likelihood.x_given_w, result.stderr.x_given_w))
     rows = []
-    for key, cell in result["log_likelihood"].items():
-        errors = result.get("stderr", {}).get(key)
-        for bound, value in (cell.items() if isinstance(cell, dict) else [("", cell)]):
-            error = errors.get(bound) if isinstance(errors, dict) else errors
+    for name, bounds, errors in cells:
+        for bound in ("multiple", "single"):
+            value, error = getattr(bounds, bound), getattr(errors, bound)
             if value is not None:
-                rows.append((names.get(key, f"log p({key})"), bound, f"{value:9.3f}" + (f" ± {error:.3f}" if error is not None else "")))
-    if result.get("log_p_w") is not None:  # the estimate the x|w cells subtract (docs/bounds.md)
-        rows.append((f"log p^({w}), N_w={result['n_prior']}", "", f"{result['log_p_w']:9.3f}"))
-    check = result.get("n_prior_check")
+                rows.append((name, bound, f"{value:9.3f}" + (f" ± {error:.3f}" if error is not None else "")))
+    if keys.ws and result.log_likelihood.joint is not None:
+        error = result.stderr.joint
+        rows.append((f"log p({keys.x}, {w})", "", f"{result.log_likelihood.joint:9.3f}"
+                     + (f" ± {error:.3f}" if error is not None else "")))
+    if result.log_p_w is not None:  # the estimate the x|w cells subtract (docs/bounds.md)
+        rows.append((f"log p^({w}), N_w={result.n_prior}", "", f"{result.log_p_w:9.3f}"))
+    check = result.n_prior_check
     if check:
-        rows.append((f"log p^({w}), N_w={check['n_prior']}", "", f"{check['log_p_w']:9.3f}"))
-        for bound, value in check[f"{x}|{'+'.join(ws)}"].items():
-            if value is not None:
-                rows.append((f"log p({x} | {w}), N_w={check['n_prior']}", bound, f"{value:9.3f}"))
-    for key, value in result["accuracy"].items():
-        if value is not None:
-            rows.append((f"accuracy {key}", "", f"{value:9.4f}"))
+        rows.append((f"log p^({w}), N_w={check.n_prior}", "", f"{check.log_p_w:9.3f}"))
+        for bound in ("multiple", "single"):
+            if getattr(check.x_given_w, bound) is not None:
+                rows.append((f"log p({keys.x} | {w}), N_w={check.n_prior}", bound, f"{getattr(check.x_given_w, bound):9.3f}"))
+    if keys.accuracy and result.accuracy is not None:
+        rows.append((f"accuracy {keys.accuracy}", "", f"{result.accuracy:9.4f}"))
     width = max((len(name) for name, _, _ in rows), default=0)
-    points = result["n_test"]
-    lines = [f"{result['model']} after {epochs} epoch{'s' * (epochs != 1)}: k={result['k']}, N_w={result['n_prior']}, "
+    points = result.n_test
+    lines = [f"{result.model} after {epochs} epoch{'s' * (epochs != 1)}: k={result.k}, N_w={result.n_prior}, "
              + f"{points} test point{'s' * (points != 1)} (nats, ± standard error over test points)"]
     lines += [f"  {name:<{width}}  {bound:<8}  {value}" for name, bound, value in rows]
-    if result["n_test"] < 2:
+    if points < 2:
         lines.append("  active units: need 2 or more test points (a variance over them)")
     else:
-        units = ", ".join(f"q(z|{given.replace('+', ',')}) {count}" for given, count in result["active_units"].items())
+        units = ", ".join(f"q(z|{given.replace('+', ',')}) {count}" for given, count in result.active_units.items())
         lines.append(f"  active units of {config.latent_dim}: {units}")
     return lines
