@@ -132,9 +132,13 @@ def test_reproduce_writes_table_and_claims(tmp_path):
     assert "| jmvae-kl(alpha=0.01) |" in (out / "table1.md").read_text()
     report = (out / "report.md").read_text()
     assert "t-SNE" in report and "figures/jmvae-zero/generation.png" in report and (out / "figures" / "jmvae-zero" / "generation.png").is_file()
+    written = {name: (out / name).read_bytes() for name in ("table1.json", "table1.md", "report.md")}
     again = jmvae("reproduce", "digits", "--out", str(out), "--epochs", "1", "--latent-dim", "4", "--hidden-dim", "16",
-                  "--k", "5", "--n-prior", "10", "--limit", "20", "--no-progress")
+                  "--k", "5", "--n-prior", "10", "--limit", "20", "--no-progress", "--threads", "1")
     assert again.returncode == 0 and again.stderr.count("already in") == 7
+    assert "nothing to do" in again.stderr and "left unchanged" in again.stderr
+    # nothing ran, so nothing is rewritten: the table still names the command and threads that measured it
+    assert all((out / name).read_bytes() == content for name, content in written.items())
 
 
 def test_bench_json_reports_throughput_and_memory():
@@ -144,6 +148,8 @@ def test_bench_json_reports_throughput_and_memory():
     for key in ("train_samples_per_s", "eval_samples_per_s", "peak_rss_mb"):
         assert result[key] > 0
     assert result["config"]["k"] == 20 and "1 torch thread," in result["hardware"]
+    assert "jmvae bench: timing training: 2 warm-up steps, then 3 timed steps" in done.stderr  # progress, not silence
+    assert "samples/s; timing evaluation: 4 test points, k = 20" in done.stderr
 
 
 def test_bf16_training_is_recorded_and_resumed_in_bf16(tmp_path):

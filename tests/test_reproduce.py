@@ -169,3 +169,19 @@ def test_ctrl_c_stops_every_worker_with_a_checkpoint_and_the_command_resumes(tmp
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stderr.count("(at 0)") == 1 and resumed.stderr.count("training to step 1500") == 3
     assert json.loads((out / "table1.json").read_text())["models"][ROW]["seeds"] == [0, 1, 2]
+
+
+def test_workers_report_steps_per_second_and_the_time_left(monkeypatch):
+    """A worker process trains without a bar: a line every minute instead."""
+    from jmvae.experiments.table1 import reproduction
+
+    clock = iter([0.0, 30.0, 60.0, 90.0, 125.0])
+    monkeypatch.setattr(reproduction.time, "monotonic", lambda: next(clock))
+    lines: list[str] = []
+    progress = reproduction.ProgressLines("vae", 100, 1100, lines.append, every=60.0)
+    progress(150)  # 30 s in: too soon
+    progress(300)  # 60 s in: 200 steps in 60 s, 800 to go
+    progress(350)  # 90 s: 30 s since the last line
+    progress(600)  # 125 s: 500 steps in 125 s = 4 steps/s, 500 to go
+    assert lines == ["[vae] step 300/1100, 3.3 steps/s, about 4 min left",
+                     "[vae] step 600/1100, 4.0 steps/s, about 2 min left"]

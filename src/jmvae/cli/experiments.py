@@ -83,7 +83,7 @@ def command_bench(args: argparse.Namespace) -> int:
     config = BenchConfig(device=args.device, model=args.model, train_steps=args.steps, warmup_steps=args.warmup_steps,
                          eval_points=args.eval_points, k=args.k, chunk=args.chunk, threads=args.threads, precision=args.precision,
                          data_dir=args.data_dir, compile=args.compile)
-    result = bench(config)
+    result = bench(config, log=lambda message: print(f"jmvae bench: {message}", file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps(result))
     else:

@@ -22,6 +22,7 @@ import multiprocessing
 import resource
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -157,10 +158,12 @@ def run_phase(phase: str, config: BenchConfig) -> dict[str, Any]:
     return payload
 
 
-def bench(config: BenchConfig) -> dict[str, Any]:
-    """Both phases; the JSON ``jmvae bench --json`` prints."""
+def bench(config: BenchConfig, log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+    """Both phases, each announced through ``log`` as it starts; the JSON ``jmvae bench --json`` prints."""
     result: dict[str, Any] = {"config": asdict(config)}
+    log(f"timing training: {config.warmup_steps} warm-up steps, then {config.train_steps} timed steps of batch {config.batch_size}")
     result.update(run_phase("train", config))
+    log(f"{result['train_samples_per_s']:.0f} samples/s; timing evaluation: {config.eval_points} test points, k = {config.k}")
     result.update(run_phase("eval", config))
     result["peak_rss_mb"] = max(result["train_peak_rss_mb"], result["eval_peak_rss_mb"])
     if "train_peak_gpu_mb" in result:

@@ -7,6 +7,7 @@ table, and found there again by ``Reproduction.stored`` instead of being measure
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +26,24 @@ from jmvae.runs import load_run
 from jmvae.training import train
 
 COHERENCE_PER_CLASS = 1000  # images generated per class for the coherence column
+
+
+class ProgressLines:
+    """Progress for a training without a bar (a worker process's): every ``every`` seconds a line
+    with the step, the steps per second since it started and the time left at that rate."""
+
+    def __init__(self, tag: str, start: int, total: int, log: Callable[[str], None], every: float = 60.0) -> None:
+        self.tag, self.start, self.total, self.log, self.every = tag, start, total, log, every
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, step: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every or step <= self.start:
+            return
+        self.last = now
+        rate = (step - self.start) / (now - self.started)
+        left = (self.total - step) / rate
+        self.log(f"[{self.tag}] step {step}/{self.total}, {rate:.1f} steps/s, about {left / 60:.0f} min left")
 
 
 class RunMismatch(CheckpointError):
@@ -164,8 +183,9 @@ class Reproduction:
         done_step = ckpt.read_json(latest / "state.json")["step"] if latest else 0
         if done_step < self.steps_needed:
             log(f"[{tag}] training to step {self.steps_needed} (at {done_step}) in {run_dir}")
+            lines = None if progress else ProgressLines(tag, done_step, self.steps_needed, log)  # workers: no bar
             result = train(model_config, train_config, self.data, run_dir, resume=True, progress=progress,
-                           data_info=DataInfo(self.data.name))
+                           data_info=DataInfo(self.data.name), on_step=lines)
             if result.interrupted:
                 raise KeyboardInterrupt
         loaded = load_run(run_dir, config.train.device)

@@ -26,7 +26,8 @@ from jmvae.cores import usable_cores
 from jmvae.data import PairedData
 from jmvae.experiments.table1.reproduction import Reproduction, ReproduceConfig, check_run_matches
 from jmvae.experiments.table1.rows import ROW_KINDS
-from jmvae.experiments.table1.store import write_outputs
+from jmvae import checkpoint as ckpt
+from jmvae.experiments.table1.store import read_table, seed_rows, write_outputs
 
 STOP_GRACE_SECONDS = 120.0  # how long stopping workers may take to checkpoint before they are killed
 
@@ -51,14 +52,19 @@ def reproduce(
     """
     config.out.mkdir(parents=True, exist_ok=True)
     work = Reproduction(data, config, command)
-    pending = []
+    pending, added = [], False
     for name in config.rows:
         for seed in config.training_seeds:
             row = work.stored(name, seed, log)
             if row is None:
                 pending.append((name, seed))
-            else:
+            elif row != seed_rows(read_table(config.out).get(name)).get(seed):  # from its run folder, or completed
                 write_outputs(config.out, command, {name: {seed: row}})
+                added = True
+    if not (pending or added):  # nothing trained or measured: the table files stay as they are
+        log(f"nothing to do: every row is already in {config.out / 'table1.json'} with this protocol, which is left "
+            "unchanged; to measure them anew, reproduce into another folder")
+        return ckpt.read_json(config.out / "table1.json")
     for name, seed in pending:  # a wrong run folder stops the command before anything starts
         check_run_matches(config.run_dir(name, seed), replace(config.train, seed=seed))
     if config.jobs > 1 and len(pending) > 1:
