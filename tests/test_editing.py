@@ -189,6 +189,9 @@ def test_plot_draws_the_attribute_figures_for_faces(tmp_path):
         done = jmvae("plot", str(run), "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / model / "figures"))
         assert done.returncode == 0, done.stderr
         assert {p.name for p in (tmp_path / model / "figures").glob("*.png")} == figures, model
+    face = next((tmp_path / "data" / "celeba" / "img_align_celeba").glob("*.jpg"))
+    done = jmvae("predict", str(tmp_path / "jmvae-gan"), "--image", str(face), "--top", "1")
+    assert done.returncode == 0 and "from jmvae-gan(alpha=0.1)" in done.stdout, done.stdout + done.stderr  # the run's name
     data = load_dataset("celeba", tmp_path / "data", cache_dir=tmp_path / "cache")
     labels, classes = latent_colours(data, 3)
     male = data.feature_names["attributes"].index("Male")

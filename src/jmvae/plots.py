@@ -121,18 +121,17 @@ def latent_colours(data, points: int, attribute: str = "Male") -> tuple[np.ndarr
     return None, ()
 
 
-def plot_latent(runs: list[tuple[MultimodalModel, Any]], data, path: Path, embedding: str, points: int, seed: int) -> Path:
-    """Figure 3: per run, a 2-D embedding of E[z | x, w] over the first ``points`` test examples."""
+def plot_latent(runs: list[tuple[MultimodalModel, str]], data, path: Path, embedding: str, points: int, seed: int) -> Path:
+    """Figure 3: per (model, its run's name), a 2-D embedding of E[z | x, w] over the first ``points`` test examples."""
     points = min(points, len(next(iter(data.test.values()))))
     fig = Figure(figsize=(5 * len(runs), 5))
     axes = fig.subplots(1, len(runs), squeeze=False)
     labels, classes = latent_colours(data, points)
     name = {"pca": "PCA", "tsne": "t-SNE"}.get(embedding, embedding)
-    for ax, (model, run) in zip(axes[0], runs):
+    for ax, (model, title) in zip(axes[0], runs):
         means = latent_means(model, data.test, points)
         points2d, axis_labels = embed(means, embedding, seed)
-        draw_latent(ax, points2d, labels, classes, f"{model.config.display_name}: {name} of E[z | {', '.join(model.inputs)}]",
-                    axis_labels)
+        draw_latent(ax, points2d, labels, classes, f"{title}: {name} of E[z | {', '.join(model.inputs)}]", axis_labels)
     if embedding != "tsne":
         fig.text(0.5, 0.005, "PCA of the test set's latent means; the paper's Figure 3 is a t-SNE (jmvae plot --embedding tsne)",
                  ha="center", va="bottom", fontsize=7)
@@ -152,7 +151,8 @@ def generation_grid(model: MultimodalModel, classes: tuple[str, ...], per_class:
     return image_grid(torch.cat(rows), columns=per_class)
 
 
-def plot_generation(model: MultimodalModel, classes: tuple[str, ...], path: Path, seed: int, per_class: int = 10) -> Path:
+def plot_generation(model: MultimodalModel, classes: tuple[str, ...], path: Path, seed: int, per_class: int = 10,
+                    title: str | None = None) -> Path:
     """Appendix E: per label c, ``per_class`` means of p(x | z), z drawn from the generation latent given c."""
     grid = generation_grid(model, classes, per_class, seed)
     fig = Figure(figsize=(per_class * 0.6 + 1.2, len(classes) * 0.6 + 0.6))
@@ -162,7 +162,8 @@ def plot_generation(model: MultimodalModel, classes: tuple[str, ...], path: Path
     ax.set_yticks([(grid.shape[0] / rows) * (i + 0.5) for i in range(rows)], classes, fontsize=7)
     ax.set_xticks([])
     source = {"jmvae-kl": "q(z|w)", "jmvae-zero": "joint encoder, image = 0", "cmma": "p(z|w)", "cvae": "N(0, I) and w"}
-    ax.set_title(f"{model.config.display_name}: x ~ p(x|z), z from {source.get(model.config.kind, 'q(z|w)')}", fontsize=8)
+    latent = source.get(model.config.kind, "q(z|w)")
+    ax.set_title(f"{title or model.config.display_name}: x ~ p(x|z), z from {latent}", fontsize=8)
     return save_figure(fig, path)
 
 
@@ -245,15 +246,15 @@ def plot_run(
     model, run = loaded.model, loaded.config
     data = load_dataset(run.data.name, data_dir, **run.data.options).to(device)
     out.mkdir(parents=True, exist_ok=True)
-    runs = [(model, run)]
+    runs = [(model, run.display_name)]
     if compare is not None:
         compared = load_run(compare, device)
         other, other_run = compared.model, compared.config
         if other_run.data != run.data:
             raise JMVAEError(f"--compare {compare} was trained on {other_run.data.name}, {run_dir} on {run.data.name}")
-        runs.append((other, other_run))
+        runs.append((other, other_run.display_name))
     written = [plot_latent(runs, data, out / "latent.png", embedding, points, seed)] if enough_for_a_map(data) else []
-    written += model_figures(model, run_dir, data, out, seed, latent=False)
+    written += model_figures(model, run_dir, data, out, seed, latent=False, name=run.display_name)
     return written
 
 
@@ -266,24 +267,27 @@ def enough_for_a_map(data, minimum: int = 3) -> bool:
 
 
 def model_figures(model: MultimodalModel, run_dir: Path, data, out: Path, seed: int = 0, latent: bool = True,
-                  points: int = 2000) -> list[Path]:
-    """The figures of one model (``jmvae reproduce`` calls this after evaluating each row)."""
+                  points: int = 2000, name: str | None = None) -> list[Path]:
+    """The figures of one model (``jmvae reproduce`` calls this after evaluating each row), titled
+    by ``name``, the run's name (default the model's; a GAN run's is its ``RunConfig.display_name``)."""
+    name = name or model.config.display_name
     out.mkdir(parents=True, exist_ok=True)
     data = data.to(next(model.parameters()).device)
-    written = [plot_latent([(model, None)], data, out / "latent.png", "pca", points, seed)] if latent and enough_for_a_map(data) else []
+    written = [plot_latent([(model, name)], data, out / "latent.png", "pca", points, seed)] if latent and enough_for_a_map(data) else []
     _, label = image_and_label(model)
     if label is not None:
-        written.append(plot_generation(model, data.classes, out / "generation.png", seed))
+        written.append(plot_generation(model, data.classes, out / "generation.png", seed, title=name))
     used = set(model.generated) | set(model.conditions)  # the VAE keeps the attributes in its config but ignores them
     attributes = next(((m, names) for m, names in data.feature_names.items() if m in used and m != model.config.names[0]), None)
     if attributes is not None:
-        written.append(plot_faces_per_attribute(model, data, attributes[0], attributes[1], out / "faces_per_attribute.png", seed))
+        written.append(plot_faces_per_attribute(model, data, attributes[0], attributes[1], out / "faces_per_attribute.png", seed,
+                                                title=name))
         if model.config.kind in ("jmvae-zero", "jmvae-kl"):
-            written.append(plot_attribute_editing(model, data, attributes[1], out / "attribute_editing.png"))
+            written.append(plot_attribute_editing(model, data, attributes[1], out / "attribute_editing.png", title=name))
     written.append(plot_reconstructions(model, data.test, out / "reconstructions.png", data=data))
     history = read_history(run_dir)
     if history:
-        written.append(plot_curves(history, model.config.display_name, out / "curves.png"))
+        written.append(plot_curves(history, name, out / "curves.png"))
     return written
 
 
@@ -292,7 +296,7 @@ EDITED_ATTRIBUTES = ("Smiling", "Male", "Eyeglasses", "Blond_Hair", "Young", "Mu
 
 @torch.inference_mode()
 def plot_faces_per_attribute(model: MultimodalModel, data, name: str, names: tuple[str, ...], path: Path, seed: int,
-                             per_row: int = 7) -> Path:
+                             per_row: int = 7, title: str | None = None) -> Path:
     """Figure 4(a): per attribute, the average face and ``per_row`` random faces (module docstring)."""
     from jmvae.data.celeba import attribute_vector
 
@@ -312,14 +316,14 @@ def plot_faces_per_attribute(model: MultimodalModel, data, name: str, names: tup
     ax.imshow(grid)
     ax.set_yticks([(grid.shape[0] / len(names)) * (i + 0.5) for i in range(len(names))], names, fontsize=7)
     ax.set_xticks([grid.shape[1] / (per_row + 1) * 0.5], ["average"], fontsize=7)
-    ax.set_title(f"{model.config.display_name}: faces from one attribute (the others off); first column: the mean of z",
+    ax.set_title(f"{title or model.config.display_name}: faces from one attribute (the others off); first column: the mean of z",
                  fontsize=8)
     return save_figure(fig, path, dpi=100)
 
 
 @torch.inference_mode()
 def plot_attribute_editing(model: MultimodalModel, data, names: tuple[str, ...], path: Path, n: int = 6,
-                           attributes: tuple[str, ...] = EDITED_ATTRIBUTES) -> Path:
+                           attributes: tuple[str, ...] = EDITED_ATTRIBUTES, title: str | None = None) -> Path:
     """Figure 6: test faces, reconstructions, and one attribute flipped per column (shift edits)."""
     from jmvae.editing import Prediction, apply_changes, definite, edit_batch, predict_w_from_image
 
@@ -347,5 +351,5 @@ def plot_attribute_editing(model: MultimodalModel, data, names: tuple[str, ...],
     ax.imshow(grid)
     ax.set_xticks([(grid.shape[1] / len(columns)) * (i + 0.5) for i in range(len(columns))], titles, fontsize=7, rotation=30)
     ax.set_yticks([])
-    ax.set_title(f"{model.config.display_name}: attribute editing (z + q(z|w') - q(z|w))", fontsize=8)
+    ax.set_title(f"{title or model.config.display_name}: attribute editing (z + q(z|w') - q(z|w))", fontsize=8)
     return save_figure(fig, path, dpi=100)

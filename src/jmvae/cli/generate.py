@@ -24,7 +24,7 @@ def command_sample(args: argparse.Namespace) -> int:
     vocabulary = Vocabulary.of_run(run.model, run.data, class_names(run.data.name))
     given = vocabulary.tensors(vocabulary.parse_all(args.given, "--given"))
     if not given and model.conditions:
-        raise JMVAEError(f"{model.config.display_name} generates {x.name} only given {', '.join(model.conditions)}; "
+        raise JMVAEError(f"{run.display_name} generates {x.name} only given {', '.join(model.conditions)}; "
                          f"add e.g. --given {model.conditions[0]}=3")
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
     dist = generate(model, given, args.n, generator)[x.name]
@@ -60,7 +60,7 @@ def command_predict(args: argparse.Namespace) -> int:
         print(json.dumps({"image": str(args.image), "kind": prediction.kind, "probabilities": shown}))
         return 0
     what = "P(attribute | image)" if prediction.kind == "attributes" else "P(class | image)"
-    print(f"{what} from {model.config.display_name}:")
+    print(f"{what} from {run.display_name}:")
     width = max(len(names[i]) for i in order)
     for i in order:
         print(f"  {names[i]:<{width}}  {float(prediction.probabilities[i]):.3f}")

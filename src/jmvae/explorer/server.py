@@ -37,7 +37,7 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, device
     finally:
         listener.close()  # the server holds its own duplicate of the socket
     explorer: Explorer = app.extensions["jmvae_explorer"]
-    print(f"jmvae serve: exploring {explorer.config.display_name} on {explorer.data_name} at {_url(host, server.port)} (Ctrl-C to stop)", flush=True)
+    print(f"jmvae serve: exploring {explorer.run.display_name} on {explorer.data_name} at {_url(host, server.port)} (Ctrl-C to stop)", flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"jmvae serve: listening on {host}: anyone who can reach this machine can use the page", file=sys.stderr, flush=True)
     # Ctrl-C and SIGTERM stop the loop through shutdown() (from a helper thread: it waits for the

@@ -125,7 +125,7 @@ class Explorer:
     def info(self) -> dict[str, Any]:
         """The run, its modalities, classes, limits and capabilities, as the page shows them."""
         return {
-            "model": self.config.display_name,
+            "model": self.run.display_name,
             "kind": self.config.kind,
             "data": self.data_name,
             "run_dir": str(self.run_dir.resolve()),
