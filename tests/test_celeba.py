@@ -547,7 +547,7 @@ def test_paper_jmvae_gan_end_to_end_on_the_real_partial_celeba(celeba_partial_di
                    "--threads", "1", "--no-progress", "--out", str(run), *common)
     assert done.returncode == 0, done.stderr
     saved = json.loads((run / "config.json").read_text())
-    assert saved["model"]["latent_dim"] == 128 and saved["model"]["adversarial"] and saved["train"]["lr"] == 1e-4
+    assert saved["model"]["latent_dim"] == 128 and saved["adversarial"]["weight"] == 1.0 and saved["train"]["lr"] == 1e-4
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2] and all(np.isfinite(r["gan/discriminator"]) for r in records)
     done = run_cli("evaluate", str(run), "--json", "--no-progress", *common)
