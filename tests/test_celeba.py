@@ -417,12 +417,12 @@ def test_streamed_images_index_like_the_tensor(fixture_dir, tmp_path):
 def test_training_streams_from_the_cache(fixture_dir, tmp_path, monkeypatch):
     """The training loop indexes streamed images per batch. Its data check reads whole tensors,
     so here it sees the materialised images (see the report's change to data/checks.py)."""
-    import jmvae.training
+    import jmvae.training.loop
 
     def check(modalities, tensors, where):
         check_paired(modalities, {k: v.materialize() if isinstance(v, StandardizedImages) else v for k, v in tensors.items()}, where)
 
-    monkeypatch.setattr(jmvae.training, "check_paired", check)
+    monkeypatch.setattr(jmvae.training.loop, "check_paired", check)
     data = load_celeba(fixture_dir, cache_dir=tmp_path / "cache", in_memory=False)
     config = ModelConfig("jmvae-kl", data.modalities, latent_dim=4, hidden_dim=16, alpha=0.1)
     result = train(config, TrainConfig(epochs=1, batch_size=2, max_steps=2, seed=0), data, progress=False)

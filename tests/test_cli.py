@@ -136,7 +136,7 @@ def test_reproduce_writes_table_and_claims(tmp_path):
     again = jmvae("reproduce", "digits", "--out", str(out), "--epochs", "1", "--latent-dim", "4", "--hidden-dim", "16",
                   "--k", "5", "--n-prior", "10", "--limit", "20", "--no-progress", "--threads", "1")
     assert again.returncode == 0 and again.stderr.count("already in") == 7
-    assert "nothing to do" in again.stderr and "left unchanged" in again.stderr
+    assert "nothing to do" in again.stderr and "left unchanged" in again.stderr and "unchanged: " in again.stderr
     # nothing ran, so nothing is rewritten: the table still names the command and threads that measured it
     assert all((out / name).read_bytes() == content for name, content in written.items())
 

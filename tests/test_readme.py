@@ -27,6 +27,14 @@ def test_ci_runs_the_readme_test_command():
     assert "\npython -m pytest\n" in (ROOT / ".ci" / "run").read_text()
 
 
+def test_ci_runs_the_readme_main_job():
+    """The first command's main job (after the install) is run by CI as the README writes it."""
+    first = README[README.index("## Two commands on a fresh machine"):].split("```bash\n", 1)[1].split("```", 1)[0]
+    install = next(line for line in first.splitlines() if line.startswith("python -m pip install"))
+    main_job = install.split(" && ", 1)[1]
+    assert main_job.startswith("jmvae reproduce ") and f"\n{main_job}\n" in (ROOT / ".ci" / "run").read_text()
+
+
 def test_readme_table_1_matches_the_committed_results():
     """Every number of the README's Table 1 is the committed measurement, rounded as shown."""
     import json

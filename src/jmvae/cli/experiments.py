@@ -68,10 +68,12 @@ def reproduce_table(args: argparse.Namespace, out: Path) -> int:
     )
     command = "jmvae " + " ".join(shlex.quote(a) for a in args.argv)
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    before = (out / "table1.json").stat().st_mtime_ns if (out / "table1.json").exists() else None
     table = reproduce(data, config, command, progress=not args.no_progress, log=log)
+    written = "wrote" if (out / "table1.json").stat().st_mtime_ns != before else "unchanged:"
     verdicts = [c.get("verdict") for c in table["claims"]]
     held, unsure = verdicts.count("holds"), sum(1 for v in verdicts if v and v.startswith("not established"))
-    print(f"wrote {out / 'table1.md'} and table1.json: {len(table['models'])} model{'s' * (len(table['models']) != 1)}, "
+    print(f"{written} {out / 'table1.md'} and table1.json: {len(table['models'])} model{'s' * (len(table['models']) != 1)}, "
           f"{held} claim{' holds' if held == 1 else 's hold'}" + (f", {unsure} not established" if unsure else ""),
           file=sys.stderr)
     return 0

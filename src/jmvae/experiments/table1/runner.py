@@ -62,8 +62,8 @@ def reproduce(
                 write_outputs(config.out, command, {name: {seed: row}})
                 added = True
     if not (pending or added):  # nothing trained or measured: the table files stay as they are
-        log(f"nothing to do: every row is already in {config.out / 'table1.json'} with this protocol, which is left "
-            "unchanged; to measure them anew, reproduce into another folder")
+        log(f"nothing to do: {config.out / 'table1.json'} holds every row with this protocol and is left unchanged; "
+            "to measure them anew, reproduce into another folder")
         return ckpt.read_json(config.out / "table1.json")
     for name, seed in pending:  # a wrong run folder stops the command before anything starts
         check_run_matches(config.run_dir(name, seed), replace(config.train, seed=seed))
