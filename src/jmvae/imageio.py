@@ -266,7 +266,7 @@ def check_png_path(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         fixed = path.with_suffix(".png") if path.suffix else path.with_name(path.name + ".png")
-        raise JMVAEError(f"--out {path}: the images are written as PNG; give a file name ending in .png, e.g. --out {fixed}")
+        raise JMVAEError(f"{path}: the images are written as PNG; give a file name ending in .png, e.g. {fixed}", ("png_path",))
     return path
 
 

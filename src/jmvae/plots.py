@@ -251,7 +251,8 @@ def plot_run(
         compared = load_run(compare, device)
         other, other_run = compared.model, compared.config
         if other_run.data != run.data:
-            raise JMVAEError(f"--compare {compare} was trained on {other_run.data.name}, {run_dir} on {run.data.name}")
+            raise JMVAEError(f"the compared run {compare} was trained on {other_run.data.name}, {run_dir} on {run.data.name}",
+                             ("compare",))
         runs.append((other, other_run.display_name))
     written = [plot_latent(runs, data, out / "latent.png", embedding, points, seed)] if enough_for_a_map(data) else []
     written += model_figures(model, run_dir, data, out, seed, latent=False, name=run.display_name)

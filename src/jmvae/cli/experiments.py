@@ -68,9 +68,11 @@ def reproduce_table(args: argparse.Namespace, out: Path) -> int:
     )
     command = "jmvae " + " ".join(shlex.quote(a) for a in args.argv)
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
-    before = (out / "table1.json").stat().st_mtime_ns if (out / "table1.json").exists() else None
+    table_file = out / "table1.json"
+    stamp = lambda: table_file.stat().st_mtime_ns if table_file.exists() else None  # noqa: E731
+    before = stamp()
     table = reproduce(data, config, command, progress=not args.no_progress, log=log)
-    written = "wrote" if (out / "table1.json").stat().st_mtime_ns != before else "unchanged:"
+    written = "wrote" if stamp() != before else "unchanged:"
     verdicts = [c.get("verdict") for c in table["claims"]]
     held, unsure = verdicts.count("holds"), sum(1 for v in verdicts if v and v.startswith("not established"))
     print(f"{written} {out / 'table1.md'} and table1.json: {len(table['models'])} model{'s' * (len(table['models']) != 1)}, "

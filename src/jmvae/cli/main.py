@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
 SETTING_FLAGS = {"lr": "--lr", "warmup_epochs": "--warmup", "clip_grad_norm": "--clip", "compile": "--compile",
                  "device": "--device", "data_dir": "--data-dir", "run_dir": "--out", "threads": "--threads",
-                 "distributed": "--distributed"}
+                 "distributed": "--distributed", "port": "--port", "compare": "--compare", "png_path": "--out"}
 """The flag that sets each library setting a ``JMVAEError`` names (``JMVAEError.settings``)."""
 
 

@@ -24,14 +24,14 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, device
     from werkzeug.serving import make_server, select_address_family
 
     if not 0 <= port <= 65535:
-        raise JMVAEError(f"--port {port}: a port is 0..65535 (0: any free port)")
+        raise JMVAEError(f"port {port}: a port is 0..65535 (0: any free port)", ("port",))
     app = create_app(run_dir, device=device, data_dir=data_dir)
     # Bind here, not in werkzeug (which prints and exits on a busy port), to report one line.
     try:
         listener = socket.create_server((host, port), family=select_address_family(host, port))
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise JMVAEError(f"cannot listen on {host}:{port}: {reason}; pick another port with --port (0: any free port)") from None
+        raise JMVAEError(f"cannot listen on {host}:{port}: {reason}; pick another port (0: any free port)", ("port",)) from None
     try:
         server = make_server(host, listener.getsockname()[1], app, threaded=True, fd=listener.fileno())
     finally:
