@@ -45,16 +45,16 @@ class RunConfig:
     data: DataInfo
     adversarial: AdversarialConfig | None = None
 
-    @property
-    def display_name(self) -> str:
-        """The run's row name: ``jmvae-kl(alpha=0.1)``, or its GAN variant's ``jmvae-gan(alpha=0.1)``."""
-        return self.adversarial.display_name(self.model) if self.adversarial else self.model.display_name
-
     def to_dict(self) -> dict[str, Any]:
         out = {"format": FORMAT, "version": VERSION, "model": self.model.to_dict(), "train": self.train.to_dict(), "data": self.data.to_dict()}
         if self.adversarial is not None:
             out["adversarial"] = self.adversarial.to_dict()
         return out
+
+    @property
+    def display_name(self) -> str:
+        """The run's row name: ``jmvae-kl(alpha=0.1)``, or its GAN variant's ``jmvae-gan(alpha=0.1)``."""
+        return self.adversarial.display_name(self.model) if self.adversarial else self.model.display_name
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: Path) -> RunConfig:
