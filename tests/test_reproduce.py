@@ -185,3 +185,22 @@ def test_workers_report_steps_per_second_and_the_time_left(monkeypatch):
     progress(600)  # 125 s: 500 steps in 125 s = 4 steps/s, 500 to go
     assert lines == ["[vae] step 300/1100, 3.3 steps/s, about 4 min left",
                      "[vae] step 600/1100, 4.0 steps/s, about 2 min left"]
+
+
+def test_an_mnist_table_shows_each_joint_cell_beside_the_published_one():
+    """A user's MNIST table shows the paper's Table 3 cell and the reproductions beside its own
+    (and how far apart); other data sets get no such section."""
+    import copy
+
+    from jmvae.experiments.table1.references import PAPER_TABLE_3
+
+    committed = json.loads((Path(__file__).resolve().parents[1] / "results" / "mnist" / "table1.json").read_text())
+    markdown = render_markdown(committed)
+    ours = committed["models"]["jmvae-kl(alpha=0.1)"]["log_likelihood"]["joint"]
+    paper = PAPER_TABLE_3["jmvae-kl(alpha=0.1)"]
+    assert f"| jmvae-kl(alpha=0.1) | {ours:.2f} | {paper:.2f} | {ours - paper:+.2f} | the paper (Table 3) |" in markdown
+    assert "| MultiVae (500 epochs" in markdown
+    digits = copy.deepcopy(committed)
+    for row in digits["models"].values():
+        row["protocol"]["data"] = "digits"
+    assert "Beside the published numbers" not in render_markdown(digits)

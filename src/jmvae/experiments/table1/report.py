@@ -7,6 +7,7 @@ from typing import Any
 
 from jmvae.evaluation import ACTIVE_UNIT_THRESHOLD
 from jmvae.experiments.table1.claims import claim_verdict, coherence_value
+from jmvae.experiments.table1.references import reference_lines
 from jmvae.experiments.table1.rows import cells, coherence_stderr, first_value, run_folder_name, seed_spread
 
 
@@ -76,6 +77,7 @@ def render_markdown(table: dict[str, Any]) -> str:
                       f"judged on {judged[0].get('judged_on', 'means of p(x|z); judge fitted on intensities, tested on binarised images')}, "
                       f"averaged over labels (chance: {judged[0]['chance']:.2g}); binomial standard errors "
                       f"{min(errors):.4f} to {max(errors):.4f}. See `jmvae.coherence`."]
+    lines += reference_lines(models, next(iter(datasets)) if len(datasets) == 1 else None)
     lines += ["", "## The paper's claims", ""]
     for claim in table["claims"]:
         verdict = claim_verdict(claim)
