@@ -93,3 +93,14 @@ def test_readme_seed_spread_matches_the_committed_results():
     row = json.loads((ROOT / "results" / "mnist-seeds-fp32" / "table1.json").read_text())["models"]["jmvae-kl(alpha=0.1)"]
     mean, std = row["log_likelihood"]["image"]["multiple"], row["seed_std"]["log_likelihood"]["image"]["multiple"]
     assert row["seeds"] == [1, 2, 3] and f"**{mean:.2f} ± {std:.2f}**" in README
+
+
+def test_every_test_the_docs_name_exists():
+    """docs/ and the README cite tests as the proof of a promise: each one they name is defined
+    (a test module's name, e.g. test_cli, is a module)."""
+    tests = ROOT / "tests"
+    defined = {m for p in tests.glob("*.py") for m in re.findall(r"^def (test_\w+)", p.read_text(), flags=re.M)}
+    modules = {p.stem for p in tests.glob("test_*.py")}
+    cited = {n for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")}
+             for n in re.findall(r"\b(test_[a-z0-9_]+[a-z0-9])", doc.read_text())}
+    assert cited - defined - modules == set()
