@@ -101,6 +101,6 @@ def test_every_test_the_docs_name_exists():
     tests = ROOT / "tests"
     defined = {m for p in tests.glob("*.py") for m in re.findall(r"^def (test_\w+)", p.read_text(), flags=re.M)}
     modules = {p.stem for p in tests.glob("test_*.py")}
-    cited = {n for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")}
+    cited = {n for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
              for n in re.findall(r"\b(test_[a-z0-9_]+[a-z0-9])", doc.read_text())}
     assert cited - defined - modules == set()
