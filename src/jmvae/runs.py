@@ -16,6 +16,7 @@ from jmvae import checkpoint as ckpt
 from jmvae.errors import CheckpointError
 from jmvae.models import MultimodalModel, build_model
 from jmvae.training.loop import resolve_device
+from jmvae.training.state import split_weights
 
 TRAINED_BESIDE = ("discriminator",)
 """Prefixes of what a training step saves beside the model in its weights file."""
@@ -47,7 +48,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
         raise CheckpointError(f"{run_path} has no checkpoint yet; train it first")
     weights, _, meta = ckpt.load_checkpoint(folder)
     model = build_model(config.model)
-    own = {k: v for k, v in weights.items() if not k.startswith(tuple(p + "." for p in TRAINED_BESIDE))}
+    own, _ = split_weights(weights, TRAINED_BESIDE)
     ckpt.load_weights(model, own, folder)
     model.to(resolve_device(device)).eval()
     return Run(run_path, model, config, meta)

@@ -32,6 +32,8 @@ class AdversarialStep:
         config.check(model.config)
         self.model, self.config = model, config
         self.discriminator = Discriminator(model.config.modalities[0], model.config.hidden_dim)
+        self.parameters = list(model.parameters())  # listed once: clip reads them every step
+        self.critic_parameters = list(self.discriminator.parameters())
         self.image = model.config.names[0]
         self.bound = compiled(self.bound_and_sample) if compile else self.bound_and_sample
 
@@ -46,8 +48,7 @@ class AdversarialStep:
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         betas = self.config.betas
-        return [{"params": list(self.model.parameters()), "betas": betas},
-                {"params": list(self.discriminator.parameters()), "betas": betas}]
+        return [{"params": self.parameters, "betas": betas}, {"params": self.critic_parameters, "betas": betas}]
 
     def objective(self, inputs: StepInput) -> tuple[Tensor, dict[str, Tensor]]:
         terms, z = self.bound(inputs.batch, inputs.kl_weight, inputs.alpha_weight, inputs.noise[0])
@@ -58,5 +59,5 @@ class AdversarialStep:
         return objective, metrics
 
     def clip(self, optimizer: torch.optim.Optimizer, max_norm: float | None) -> Tensor:
-        norm = clip_gradients(optimizer, list(self.model.parameters()), max_norm)
-        return norm + gradient_norm(list(self.discriminator.parameters()))
+        norm = clip_gradients(optimizer, self.parameters, max_norm)
+        return norm + gradient_norm(self.critic_parameters)

@@ -64,15 +64,26 @@ def trained_weights(model: MultimodalModel, step: Step) -> dict[str, torch.Tenso
     return weights
 
 
+def split_weights(weights: dict[str, torch.Tensor], names: list[str] | tuple[str, ...]) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, torch.Tensor]]]:
+    """A weights file's tensors as (the model's, {name: the tensors saved under ``<name>.``})."""
+    parts: dict[str, dict[str, torch.Tensor]] = {name: {} for name in names}
+    own = {}
+    for key, value in weights.items():
+        name, _, rest = key.partition(".")
+        if name in parts:
+            parts[name][rest] = value
+        else:
+            own[key] = value
+    return own, parts
+
+
 def load_trained_weights(model: MultimodalModel, step: Step, weights: dict[str, torch.Tensor], where: Path) -> None:
     """``trained_weights`` back into the model and the step's modules (every tensor accounted for)."""
-    own = {}
-    for name, module in step.modules().items():
-        prefix = f"{name}."
-        part = {key[len(prefix):]: value for key, value in weights.items() if key.startswith(prefix)}
-        ckpt.load_weights(module, part, where)
-        own.update(dict.fromkeys(prefix + key for key in part))
-    ckpt.load_weights(model, {k: v for k, v in weights.items() if k not in own}, where)
+    modules = step.modules()
+    own, parts = split_weights(weights, tuple(modules))
+    for name, module in modules.items():
+        ckpt.load_weights(module, parts[name], where)
+    ckpt.load_weights(model, own, where)
 
 
 class RunFolder:

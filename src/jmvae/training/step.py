@@ -64,20 +64,21 @@ class ELBOStep:
 
     def __init__(self, model: MultimodalModel, compile: bool = False) -> None:
         self.model = model
+        self.parameters = list(model.parameters())  # listed once: clip reads them every step
         self.loss = compiled(model.loss) if compile else model.loss
 
     def modules(self) -> dict[str, nn.Module]:
         return {}
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        return [{"params": list(self.model.parameters())}]
+        return [{"params": self.parameters}]
 
     def objective(self, inputs: StepInput) -> tuple[Tensor, dict[str, Tensor]]:
         terms = self.loss(inputs.batch, inputs.kl_weight, inputs.alpha_weight, inputs.noise[0])
         return terms.total, terms.named()
 
     def clip(self, optimizer: torch.optim.Optimizer, max_norm: float | None) -> Tensor:
-        return clip_gradients(optimizer, list(self.model.parameters()), max_norm)
+        return clip_gradients(optimizer, self.parameters, max_norm)
 
 
 def compiled(function: Callable[..., Any]) -> Callable[..., Any]:

@@ -52,13 +52,13 @@ def reproduce(
     """
     config.out.mkdir(parents=True, exist_ok=True)
     work = Reproduction(data, config, command)
-    pending, added = [], False
+    pending, added, measured = [], False, read_table(config.out)
     for name in config.rows:
         for seed in config.training_seeds:
             row = work.stored(name, seed, log)
             if row is None:
                 pending.append((name, seed))
-            elif row != seed_rows(read_table(config.out).get(name)).get(seed):  # from its run folder, or completed
+            elif row != seed_rows(measured.get(name)).get(seed):  # from its run folder, or completed
                 write_outputs(config.out, command, {name: {seed: row}})
                 added = True
     if not (pending or added):  # nothing trained or measured: the table files stay as they are
