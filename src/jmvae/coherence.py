@@ -16,6 +16,13 @@ re-binarised at each epoch, the test set binarised once, and generated images dr
 samples x ~ p(x | z) (not the decoder's means, which are grey levels no real binarised image
 has). Other image modalities are judged on the means of p(x | z), fitted and tested on the data
 as they are.
+
+``cross_coherence`` is the coherence of generation between modalities of a data set whose every
+modality shows the datum's class (``mnist-fashion``: a digit, its label, a garment of the same
+class): from a subset S, one z ~ q(z | x_S) per test datum and one x_m ~ p(x_m | z) per target m,
+scored by the share of data whose x_m is of the datum's class (a label: the drawn class; an
+image: its judge's verdict, one judge per image modality). Not class-balanced: the share over
+the test data as they come.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from types import MappingProxyType
 import torch
 from torch import Tensor, nn
 
+from jmvae.distributions import draw
 from jmvae.generation import generate
 from jmvae.models import MultimodalModel
 
@@ -111,3 +119,32 @@ def label_coherence(model: MultimodalModel, judge: Judge, image: str, label: str
     """Coherence (see the module docstring) of ``per_class`` images generated from each label,
     of the kind the judge was fitted on (binary draws for a binary judge, else means)."""
     return coherence(judge, images_from_labels(model, image, label, n_classes, per_class, seed, judge.binary))
+
+
+@torch.inference_mode()
+def cross_coherence(model: MultimodalModel, test: dict[str, Tensor], classes: Tensor, given: tuple[str, ...],
+                    targets: tuple[str, ...], judges: dict[str, Judge], batch_size: int = 500,
+                    seed: int = 0) -> dict[str, float]:
+    """Coherence of generation from the modalities in ``given``: for every datum one z ~ q(z | x_given)
+    (``distributions.draw``, seeded), and for every m in ``targets`` one x_m ~ p(x_m | z); the share
+    of data whose generated x_m shows the datum's class ``classes`` (a categorical target: the
+    drawn class itself; an image: ``judges[m]``'s class of a binary draw for a binary judge, else
+    of the mean). Returns {target: fraction} over the data of ``test``."""
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    right = {m: 0 for m in targets}
+    n = len(classes)
+    for start in range(0, n, batch_size):
+        batch = {k: v[start : start + batch_size].to(device) for k, v in test.items() if k in given}
+        z = draw(model.posterior(batch, given), (), generator)
+        decoded = model.decode(z, batch)
+        truth = classes[start : start + batch_size].cpu()
+        for m in targets:
+            if model.config.modality(m).likelihood == "categorical":
+                predicted = torch.multinomial(decoded[m].probs, 1, generator=generator).squeeze(-1).cpu()
+            else:
+                judge = judges[m]
+                mean = decoded[m].mean
+                predicted = judge.classify(torch.bernoulli(mean, generator=generator) if judge.binary else mean)
+            right[m] += int((predicted == truth).sum())
+    return {m: right[m] / n for m in targets}

@@ -24,6 +24,8 @@ GAN_MODELS: dict[str, str] = {"vae-gan": "vae", "cvae-gan": "cvae", "cmma-gan": 
                                "jmvae-zero-gan": "jmvae-zero"}  # the GAN variants' names -> their base kinds
 NETWORKS: tuple[str, ...] = ("auto", "mlp", "conv")
 MEAN_ACTIVATIONS: tuple[str, ...] = ("linear", "tanh")
+SubsetRule = Literal["product", "prior-product", "mixture"]
+SUBSET_RULES: tuple[str, ...] = ("product", "prior-product", "mixture")  # jmvae.subsets
 CONV_STRIDE = 16  # four stride-2 convolutions: image sides must be multiples of 16
 
 
@@ -129,6 +131,12 @@ class ModelConfig:
     The first modality is ``x``, the one the baselines generate; for CVAE and CMMA the others are
     the condition ``w``. JMVAE models every modality jointly. Defaults are the paper's MNIST
     architecture (the authors' code): 64 latent dims, 512 hidden units, ReLU.
+
+    ``subset_inference``: how JMVAE-kl infers z from a strict subset of two or more modalities
+    (three or more modalities only) out of their unimodal encoders (``jmvae.subsets``):
+    ``"product"`` (the product of experts, the default and the only behaviour before the field
+    existed: a saved config without it reads as ``"product"``), ``"prior-product"`` (the product
+    divided by the prior |S|-1 times) or ``"mixture"`` (a uniform mixture of the experts).
     """
 
     kind: ModelKind
@@ -137,6 +145,7 @@ class ModelConfig:
     hidden_dim: int = 512
     alpha: float = 0.0
     min_variance: float = 1e-6
+    subset_inference: SubsetRule = "product"
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -155,6 +164,10 @@ class ModelConfig:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if self.kind != "jmvae-kl" and self.alpha != 0:
             raise ValueError(f"alpha applies to jmvae-kl only, not {self.kind!r}")
+        if self.subset_inference not in SUBSET_RULES:
+            raise ValueError(f"subset_inference {self.subset_inference!r} is not one of {SUBSET_RULES}")
+        if self.kind != "jmvae-kl" and self.subset_inference != "product":
+            raise ValueError(f"subset_inference applies to jmvae-kl only, not {self.kind!r}")
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -9,18 +9,23 @@ is *exactly* the proposal whose ``log_prob`` weighs the sample:
 - MultivariateNormal:  z = loc + L eps (L the Cholesky factor of the covariance)
 - Independent:         the base distribution's draw (event dims only change ``log_prob``)
 - TransformedDistribution (LogNormal, ...): the transforms applied to the base's draw
+- MixtureSameFamily (``subsets.ExpertMixture``): a component per sample, drawn from the mixing
+                       weights, then that component's draw (reparameterised within it)
 - any other distribution with an inverse CDF (Laplace, Cauchy, Uniform, Exponential, ...):
                        z = F^{-1}(u),  u ~ U(eps, 1 - eps) elementwise (inverse-transform sampling)
 
-Anything else (StudentT, Gamma, mixtures, ...) is refused with a ``TypeError`` naming it: a
+Anything else (StudentT, Gamma, ...) is refused with a ``TypeError`` naming it: a
 silent Gaussian draw weighted by another density's ``log_prob`` is a biased estimate.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Size, Tensor
-from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, TransformedDistribution
+from torch.distributions import (Distribution, Independent, MixtureSameFamily, MultivariateNormal, Normal,
+                                 TransformedDistribution)
 
 
 def draw(dist: Distribution, sample_shape: tuple[int, ...] | Size, generator: torch.Generator | None = None) -> Tensor:
@@ -43,7 +48,23 @@ def draw(dist: Distribution, sample_shape: tuple[int, ...] | Size, generator: to
     if isinstance(dist, MultivariateNormal):
         eps = standard_normal(dist._extended_shape(sample_shape), dist.loc, generator)
         return dist.loc + (dist.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+    if isinstance(dist, MixtureSameFamily):
+        return mixture_draw(dist, sample_shape, generator)
     return inverse_cdf_draw(dist, sample_shape, generator)
+
+
+def mixture_draw(dist: MixtureSameFamily, sample_shape: Size, generator: torch.Generator | None) -> Tensor:
+    """A draw of a mixture: per sample a component k ~ the mixing weights, then component k's
+    draw (every component is drawn and the chosen one kept); ``generator=None``: torch's own."""
+    probs = dist.mixture_distribution.probs  # (..., K)
+    batch, k = probs.shape[:-1], probs.shape[-1]
+    n = math.prod(sample_shape)
+    chosen = torch.multinomial(probs.reshape(-1, k), n, replacement=True, generator=generator)  # (B', n)
+    chosen = chosen.T.reshape(*sample_shape, *batch)
+    values = draw(dist.component_distribution, sample_shape, generator)  # (S..., B..., K, event...)
+    event = dist.event_shape
+    index = chosen.reshape(*chosen.shape, 1, *(1 for _ in event)).expand(*chosen.shape, 1, *event)
+    return values.gather(-1 - len(event), index).squeeze(-1 - len(event))
 
 
 def at_noise(dist: Distribution, noise: Tensor) -> Tensor:

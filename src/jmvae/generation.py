@@ -2,7 +2,8 @@
 
 ``generate(model, given, n)`` draws z ~ r(z | given) n times from the model's generation latent
 (JMVAE: r = q(z | given); CVAE and CMMA: their prior given w; nothing given: p(z)), by the
-reparameterisation z = loc + scale * eps, eps ~ N(0, I), and returns the decoders'
+reparameterisation z = loc + scale * eps, eps ~ N(0, I) (a mixture of experts: an expert per draw,
+``distributions.draw``), and returns the decoders'
 distributions p(x_m | z). ``class_probabilities`` gives p(w | z) at z = the mean of q(z | given),
 the one point that summarises the posterior, so that a prediction is deterministic.
 """
@@ -13,8 +14,9 @@ from collections.abc import Mapping
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution
+from torch.distributions import Distribution, MixtureSameFamily
 
+from jmvae.distributions import draw
 from jmvae.errors import JMVAEError
 from jmvae.models import MultimodalModel
 
@@ -26,9 +28,12 @@ def generate(model: MultimodalModel, given: Mapping[str, Tensor], n: int, genera
     batch = {k: v.to(device) for k, v in given.items()}
     latent = model.generation_latent(batch, tuple(batch))  # nothing given: the prior p(z)
     latent_dim = model.config.latent_dim
-    loc = latent.base_dist.loc.reshape(-1, latent_dim).expand(n, -1)  # (n, L)
-    scale = latent.base_dist.scale.reshape(-1, latent_dim).expand(n, -1)
-    z = loc + scale * torch.randn(loc.shape, generator=generator, device=device, dtype=loc.dtype)
+    if isinstance(latent, MixtureSameFamily):  # JMVAE-kl's mixture of experts (jmvae.subsets)
+        z = draw(latent, (n,), generator).reshape(n, latent_dim)
+    else:
+        loc = latent.base_dist.loc.reshape(-1, latent_dim).expand(n, -1)  # (n, L)
+        scale = latent.base_dist.scale.reshape(-1, latent_dim).expand(n, -1)
+        z = loc + scale * torch.randn(loc.shape, generator=generator, device=device, dtype=loc.dtype)
     decode_batch = {k: v.expand(n, *v.shape[1:]) for k, v in batch.items()}
     return model.decode(z, decode_batch)
 

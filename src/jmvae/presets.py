@@ -45,6 +45,7 @@ RECIPES: dict[str, Recipe] = {
     "digits": Recipe(epochs=50),
     "mnist": Recipe(),
     "fashion-mnist": Recipe(),
+    "mnist-fashion": Recipe(),  # MNIST's architecture per image, a three-branch joint encoder
     "celeba": Recipe(lr=1e-4, betas=(0.5, 0.999), warmup_epochs=20.0, latent_dim=128, hidden_dim=1024,
                      k=10, n_prior=10, n_prior_check=1000, convolutional=True),
 }

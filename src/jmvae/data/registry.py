@@ -1,6 +1,7 @@
 """The data sets by name: ``load_dataset(name)`` gives a ``PairedData``.
 
-For digits, MNIST and Fashion-MNIST: the modalities (image: Bernoulli over pixels, label:
+For digits, MNIST and Fashion-MNIST (and ``mnist-fashion``, ``data.mnist_fashion``: an MNIST
+digit, its label and a Fashion-MNIST image of the same class): the modalities (image: Bernoulli over pixels, label:
 categorical), the training intensities (binarised stochastically at every draw) and the test
 set binarised once with ``test_seed``. For CelebA (``jmvae.data.celeba``): standardised colour
 images (Gaussian) and 40 binary attributes (Bernoulli), with the attribute names and the pixel
@@ -20,11 +21,12 @@ from jmvae.config import Modality
 from jmvae.data.celeba import load_celeba
 from jmvae.data.digits import load_digits_arrays
 from jmvae.data.mnist import FASHION_MNIST, MNIST, load_idx_dataset
+from jmvae.data.mnist_fashion import load_mnist_fashion
 from jmvae.data.paired import PairedData
 from jmvae.data.transforms import binarize_once
 from jmvae.errors import DataError
 
-DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "celeba")
+DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "mnist-fashion", "celeba")
 
 
 def image_label_modalities(height: int, width: int, n_classes: int) -> tuple[Modality, Modality]:
@@ -39,11 +41,17 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, test_seed
     """One of ``DATASETS``; MNIST-like sets come from ``data_dir`` / ``$JMVAE_DATA`` (see ``data.mnist``),
     CelebA from its ``celeba/`` or ``celeba_partial/`` (see ``data.celeba.find_celeba``).
 
-    ``options`` are keyword arguments of ``data.celeba.load_celeba`` (crop, split, cache_dir, ...);
+    ``options`` are keyword arguments of ``data.celeba.load_celeba`` (crop, split, cache_dir, ...),
+    or for ``mnist-fashion`` (three modalities: ``data.mnist_fashion``) its ``pairing_seed``;
     the other data sets take none.
     """
     if name == "celeba":
         return load_celeba(data_dir, **options)
+    if name == "mnist-fashion":
+        unknown = sorted(set(options) - {"pairing_seed"})
+        if unknown:
+            raise DataError(f"{name}: no loader options {', '.join(unknown)}; it takes pairing_seed")
+        return load_mnist_fashion(data_dir, test_seed, **options)
     if options:
         raise DataError(f"{name}: no loader options ({', '.join(sorted(options))} given); only celeba takes them")
     if name == "digits":

@@ -13,7 +13,8 @@ of the joint encoder. JMVAE-kl (Eq. 4) adds one encoder q(z | x_m) per modality 
 
 so a single modality's encoder is trained to match the joint one. Inference from one modality
 uses its own encoder; from a strict subset of two or more modalities (only possible with three or
-more), the precision-weighted product of those modalities' unimodal Gaussians.
+more), the precision-weighted product of those modalities' unimodal Gaussians by default, or
+another rule of ``jmvae.subsets`` (``ModelConfig.subset_inference``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from jmvae.config import ModelConfig
 from jmvae.models.base import Batch, MultimodalModel
 from jmvae.networks import JointEncoder, modality_decoder, modality_encoder
 from jmvae.objectives import LossTerms, negative_elbo, unimodal_kl
+from jmvae.subsets import subset_posterior
 
 
 class JMVAE(MultimodalModel):
@@ -57,7 +59,7 @@ class JMVAE(MultimodalModel):
         if set(given) == set(self.config.names) or self.config.kind == "jmvae-zero":
             return self.joint_encoder(inputs)  # missing modalities are zero-filled
         experts = [self.unimodal_encoders[name](inputs[name]) for name in given]
-        return experts[0] if len(experts) == 1 else product_of_gaussians(experts)
+        return subset_posterior(experts, self.config.subset_inference)  # one expert: itself
 
     def bound(self, batch: Batch, kl_weight: float = 1.0, alpha_weight: float = 1.0,
               noise: torch.Tensor | None = None) -> tuple[LossTerms, Distribution]:

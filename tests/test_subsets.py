@@ -1,0 +1,116 @@
+"""Subset inference of JMVAE-kl (``jmvae.subsets``): the three rules against hand computations,
+the default unchanged bit for bit, and old configs without the field."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Independent, Normal
+
+from jmvae import Modality, ModelConfig
+from jmvae.distributions import draw
+from jmvae.estimators import iw_log_likelihood
+from jmvae.models import build_model
+from jmvae.models.jmvae import product_of_gaussians as jmvae_product
+from jmvae.subsets import (ExpertMixture, floored_fraction, prior_corrected_product, product_of_gaussians,
+                           subset_posterior, using_rule)
+
+
+def gaussian(mean: list[float], std: list[float]) -> Independent:
+    """A batch of one 1-D diagonal Gaussian per entry: batch (B,), event (1,)."""
+    return Independent(Normal(torch.tensor(mean).unsqueeze(-1), torch.tensor(std).unsqueeze(-1)), 1)
+
+
+def test_prior_corrected_product_of_two_1d_gaussians_by_hand():
+    # N(1, 0.5^2) and N(-2, 0.25^2): precisions 4 and 16; minus one N(0, 1) prior: 4 + 16 - 1 = 19
+    a, b = gaussian([1.0], [0.5]), gaussian([-2.0], [0.25])
+    out = prior_corrected_product([a, b])
+    assert out.base_dist.scale.item() == pytest.approx(19 ** -0.5)
+    assert out.mean.item() == pytest.approx((4 * 1.0 + 16 * -2.0) / 19)
+    # the plain product counts the prior twice: precision 20
+    assert product_of_gaussians([a, b]).base_dist.scale.item() == pytest.approx(20 ** -0.5)
+
+
+def test_prior_corrected_product_floors_an_expert_wider_than_the_prior():
+    # std 2 (precision 0.25 < 1) is floored at precision 1, keeping its mean 3: 1 + 4 - 1 = 4
+    a, b = gaussian([3.0], [2.0]), gaussian([1.0], [0.5])
+    out = prior_corrected_product([a, b])
+    assert out.base_dist.scale.item() == pytest.approx(0.5)
+    assert out.mean.item() == pytest.approx((1 * 3.0 + 4 * 1.0) / 4)
+    assert floored_fraction([a, b]) == 0.5
+    # two experts as wide as the prior: the result is the prior's width, never wider
+    wide = prior_corrected_product([gaussian([0.0], [3.0]), gaussian([0.0], [3.0])])
+    assert wide.base_dist.scale.item() == pytest.approx(1.0)
+
+
+def test_mixture_log_density_by_hand():
+    a, b = gaussian([0.0], [1.0]), gaussian([2.0], [0.5])
+    z = torch.tensor([[0.7]])
+    def normal_pdf(x, m, s):
+        return math.exp(-0.5 * ((x - m) / s) ** 2) / (s * math.sqrt(2 * math.pi))
+    expected = math.log(0.5 * normal_pdf(0.7, 0.0, 1.0) + 0.5 * normal_pdf(0.7, 2.0, 0.5))
+    assert ExpertMixture([a, b]).log_prob(z).item() == pytest.approx(expected)
+
+
+def test_product_and_mixture_of_one_expert_are_the_expert():
+    a = gaussian([0.3, -1.0], [0.7, 2.0])
+    for rule in ("product", "prior-product", "mixture"):
+        assert subset_posterior([a], rule) is a
+    one = product_of_gaussians([a])
+    torch.testing.assert_close(one.mean, a.mean)
+    torch.testing.assert_close(one.base_dist.scale, a.base_dist.scale)
+
+
+def test_mixture_rsample_shape_and_draws_come_from_the_experts():
+    experts = [gaussian([-50.0, 0.0, 50.0], [1e-3] * 3), gaussian([50.0, 0.0, -50.0], [1e-3] * 3)]
+    mixture = ExpertMixture(experts)
+    assert mixture.batch_shape == (3,) and mixture.event_shape == (1,) and mixture.experts == 2
+    z = mixture.rsample((400,))
+    assert z.shape == (400, 3, 1)
+    first = z[:, 0, 0]
+    assert torch.all((first - 50).abs().lt(0.1) | (first + 50).abs().lt(0.1))
+    assert 0.35 < float((first > 0).double().mean()) < 0.65  # each expert about half of the draws
+    seeded = [draw(mixture, (5,), torch.Generator().manual_seed(0)) for _ in range(2)]
+    assert seeded[0].shape == (5, 3, 1) and torch.equal(*seeded)
+    loc = torch.zeros(2, 1, requires_grad=True)
+    ExpertMixture([Independent(Normal(loc, torch.ones(2, 1)), 1)] * 2).rsample((3,)).sum().backward()
+    assert loc.grad is not None and torch.all(loc.grad == 3)  # reparameterised within the chosen expert
+
+
+def three_modality_model(rule: str = "product"):
+    mods = (Modality("a", (6,), "bernoulli"), Modality("b", (3,), "categorical"), Modality("c", (2,), "gaussian"))
+    torch.manual_seed(0)
+    return build_model(ModelConfig("jmvae-kl", mods, latent_dim=3, hidden_dim=16, alpha=1.0, subset_inference=rule))
+
+
+def test_default_subset_posterior_is_the_old_product_bit_for_bit():
+    model = three_modality_model()
+    batch = {"a": torch.randint(0, 2, (5, 6)).float(), "b": torch.randint(0, 3, (5,)), "c": torch.randn(5, 2)}
+    pair = model.posterior(batch, ("a", "c"))
+    old = jmvae_product([model.posterior(batch, ("a",)), model.posterior(batch, ("c",))])
+    assert torch.equal(pair.base_dist.loc, old.base_dist.loc) and torch.equal(pair.base_dist.scale, old.base_dist.scale)
+
+
+def test_mixture_proposal_in_the_importance_weighted_estimator():
+    model = three_modality_model()
+    batch = {"a": torch.randint(0, 2, (4, 6)).float(), "b": torch.randint(0, 3, (4,)), "c": torch.randn(4, 2)}
+    with using_rule(model, "mixture"):
+        proposal = model.posterior(batch, ("a", "b"))
+        assert isinstance(proposal, ExpertMixture)
+        bound = iw_log_likelihood(model, batch, ("a", "b"), ("a", "b"), k=50, generator=torch.Generator().manual_seed(0))
+    assert model.config.subset_inference == "product"  # restored
+    assert bound.shape == (4,) and torch.isfinite(bound).all()
+
+
+def test_old_configs_without_the_field_read_as_product_and_bad_rules_are_refused():
+    config = three_modality_model("mixture").config
+    saved = config.to_dict()
+    assert saved["subset_inference"] == "mixture" and ModelConfig.from_dict(saved) == config
+    del saved["subset_inference"]
+    assert ModelConfig.from_dict(saved).subset_inference == "product"
+    with pytest.raises(ValueError, match="subset_inference"):
+        ModelConfig("jmvae-kl", config.modalities, alpha=0.1, subset_inference="sum")
+    with pytest.raises(ValueError, match="jmvae-kl only"):
+        ModelConfig("jmvae-zero", config.modalities, subset_inference="mixture")
