@@ -131,7 +131,14 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {r['given']} | {r['target']} | {r['proposal']} | " + " | ".join(cells) + f" | {r['seconds']} |")
     ev = results["evaluator"]
     lines += ["", f"## The evaluator's cells (x = image, w = label+fashion; k = {ev['k']}, N_w = {ev['n_prior']}, "
-              f"n = {ev['n_test']}, subset rule product)", "", "```", str(ev["log_likelihood"]), "```", ""]
+              f"n = {ev['n_test']}, subset rule product)", "", "| cell | mean | sem |", "|---|---|---|"]
+    for cell, value in ev["log_likelihood"].items():
+        for bound, v in (value.items() if isinstance(value, dict) else [("", value)]):
+            err = ev["stderr"][cell][bound] if bound else ev["stderr"][cell]
+            name = "image, label, fashion" if cell == "joint" else cell.replace("|", " \\| ")
+            lines.append(f"| log p({name}) {bound} | {v:.2f} | {err:.2f} |")
+    lines += [f"| log p(w) by {ev['n_prior']} prior draws | {ev['log_p_w']:.2f} | |", "",
+              "Active units: " + ", ".join(f"{k} {v}" for k, v in ev["active_units"].items()), ""]
     return "\n".join(lines)
 
 
