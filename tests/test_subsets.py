@@ -114,3 +114,47 @@ def test_old_configs_without_the_field_read_as_product_and_bad_rules_are_refused
         ModelConfig("jmvae-kl", config.modalities, alpha=0.1, subset_inference="sum")
     with pytest.raises(ValueError, match="jmvae-kl only"):
         ModelConfig("jmvae-zero", config.modalities, subset_inference="mixture")
+
+
+class TwoLinearViews:
+    """p(z) = N(0, 1); p(x_m | z) = N(a_m z, s_m^2) for m = x, w (1-D): closed-form posteriors
+    p(z | x_S) = N(sum_m a_m x_m / s_m^2 / lam, 1 / lam), lam = 1 + sum_{m in S} a_m^2 / s_m^2,
+    and p(x, w) = N(0, a a^T + diag(s^2)). Duck-typed for the estimator (prior, log_likelihoods)."""
+
+    gains, scales = {"x": 2.0, "w": -1.5}, {"x": 0.5, "w": 0.8}
+
+    def prior(self, batch):
+        return Independent(Normal(torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)), 1)
+
+    def log_likelihoods(self, z, batch, names):
+        return {m: Normal(self.gains[m] * z[..., 0], self.scales[m]).log_prob(batch[m]) for m in names}
+
+    def posterior(self, batch, given):
+        lam = 1 + sum(self.gains[m] ** 2 / self.scales[m] ** 2 for m in given)
+        mean = sum(self.gains[m] * batch[m] / self.scales[m] ** 2 for m in given) / lam
+        return Independent(Normal(mean.unsqueeze(-1), torch.full_like(mean, lam ** -0.5).unsqueeze(-1)), 1)
+
+    def log_marginal(self, batch):
+        a = torch.tensor([self.gains["x"], self.gains["w"]], dtype=torch.float64)
+        cov = torch.outer(a, a) + torch.diag(torch.tensor([self.scales["x"] ** 2, self.scales["w"] ** 2], dtype=torch.float64))
+        return torch.distributions.MultivariateNormal(torch.zeros(2, dtype=torch.float64), cov).log_prob(
+            torch.stack([batch["x"], batch["w"]], -1))
+
+
+def test_prior_corrected_product_of_exact_unimodal_posteriors_is_the_exact_joint_posterior():
+    model = TwoLinearViews()
+    g = torch.Generator().manual_seed(0)
+    batch = {"x": torch.randn(50, generator=g, dtype=torch.float64), "w": torch.randn(50, generator=g, dtype=torch.float64)}
+    experts = [model.posterior(batch, ("x",)), model.posterior(batch, ("w",))]
+    exact = model.posterior(batch, ("x", "w"))
+    corrected = prior_corrected_product(experts)
+    torch.testing.assert_close(corrected.mean, exact.mean)
+    torch.testing.assert_close(corrected.base_dist.scale, exact.base_dist.scale)
+    assert torch.all(product_of_gaussians(experts).base_dist.scale < exact.base_dist.scale)  # the prior twice
+    truth = model.log_marginal(batch)
+    exact_bound = iw_log_likelihood(model, batch, ("x", "w"), proposal=corrected, k=3,
+                                    generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(exact_bound, truth)  # the exact posterior: L_k = log p(x, w) for any k
+    mixture = iw_log_likelihood(model, batch, ("x", "w"), proposal=ExpertMixture(experts), k=20,
+                                generator=torch.Generator().manual_seed(1))
+    assert truth.mean() - 3 < mixture.mean() < truth.mean()  # a valid proposal: a bound below the truth
