@@ -56,7 +56,9 @@ def coherence_table(model, test, judged: dict[str, Judge]) -> list[dict[str, Any
         for rule in SUBSET_RULES if len(given) > 1 else ("single",):
             with using_rule(model, "product" if rule == "single" else rule):
                 scores = cross_coherence(model, test, test["label"], given, targets, judged, seed=0)
-            rows.extend({"given": "+".join(given), "rule": rule, "target": m, "coherence": v} for m, v in scores.items())
+            n = len(test["label"])
+            rows.extend({"given": "+".join(given), "rule": rule, "target": m, "coherence": v,
+                         "sem": math.sqrt(v * (1 - v) / n)} for m, v in scores.items())
     return rows
 
 
@@ -121,8 +123,9 @@ def markdown(results: dict[str, Any]) -> str:
     for m, info in results["judges"].items():
         lines.append(f"| {m} | {info['fitted_on']} | {info['test_accuracy']:.4f} | {info['on_mnist_fashion_test']:.4f} |")
     lines += ["", "## Coherence of generation (share of test data whose generated target shows the datum's class)", "",
-              "| given | rule | target | coherence |", "|---|---|---|---|"]
-    lines += [f"| {r['given']} | {r['rule']} | {r['target']} | {r['coherence']:.4f} |" for r in results["coherence"]]
+              "| given | rule | target | coherence ± sem |", "|---|---|---|---|"]
+    lines += [f"| {r['given']} | {r['rule']} | {r['target']} | {r['coherence']:.4f} ± {r['sem']:.4f} |"
+              for r in results["coherence"]]
     lines += ["", "## Proposals for a two-modality subset S: importance-weighted bounds (nats, mean ± sem)", "",
               "| given S | target | proposal | L_k log p(x_S) | L_k log p(x_all) | difference: log p(x_target given x_S) | s |",
               "|---|---|---|---|---|---|---|"]
