@@ -12,6 +12,7 @@ from torch.distributions import Independent, Normal
 from jmvae import Modality, ModelConfig
 from jmvae.distributions import draw
 from jmvae.estimators import iw_log_likelihood
+from jmvae.generation import generate
 from jmvae.models import build_model
 from jmvae.models.jmvae import product_of_gaussians as jmvae_product
 from jmvae.subsets import (ExpertMixture, floored_fraction, prior_corrected_product, product_of_gaussians,
@@ -158,3 +159,12 @@ def test_prior_corrected_product_of_exact_unimodal_posteriors_is_the_exact_joint
     mixture = iw_log_likelihood(model, batch, ("x", "w"), proposal=ExpertMixture(experts), k=20,
                                 generator=torch.Generator().manual_seed(1))
     assert truth.mean() - 3 < mixture.mean() < truth.mean()  # a valid proposal: a bound below the truth
+
+
+def test_generation_from_two_of_three_modalities_draws_from_the_mixture():
+    model = three_modality_model("mixture")
+    given = {"a": torch.ones(1, 6), "b": torch.tensor([2])}
+    out = generate(model, given, 7, torch.Generator().manual_seed(0))
+    assert out["c"].mean.shape == (7, 2) and out["a"].mean.shape == (7, 6)
+    again = generate(model, given, 7, torch.Generator().manual_seed(0))
+    assert torch.equal(out["c"].mean, again["c"].mean)
