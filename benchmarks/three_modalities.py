@@ -1,22 +1,25 @@
 """JMVAE-kl on three modalities (``mnist-fashion``: MNIST digit, label, Fashion-MNIST image of the
 same class), and the three ways of inferring z from two of them (``jmvae.subsets``) compared.
 
-    JMVAE_DATA=/work/shared/data python benchmarks/three_modalities.py --epochs 15 --threads 1
+    JMVAE_DATA=/work/shared/data python benchmarks/three_modalities.py --epochs 40 --threads 1 \
+        --n-test 1000 --k 100 --n-prior 1000 --k-check 1000 --n-check 200
 
-Steps (each resumes: the run checkpoints every epoch, the judges and the evaluation are cached
-in the output folder):
+(the committed results/mnist-fashion/; ``--train-only`` stops after training). Steps, each
+resumable (the run checkpoints every epoch; the judges are cached in ``OUT/runs/judges.pt``):
 
 1. train JMVAE-kl (alpha 0.1, the paper's MNIST architecture per modality, a three-branch joint
    encoder) for ``--epochs`` epochs into ``OUT/runs/jmvae-kl`` (resumed if it is there);
 2. fit one judge per image modality (``coherence.fit_judge``: MNIST train for ``image``,
-   Fashion-MNIST train for ``fashion``, binary inputs), saved in ``OUT/judges.pt``;
-3. on the first ``--n-test`` test data: coherence of generation for every non-empty subset S and
-   every target m not in S, with each subset rule where |S| = 2 (``coherence.cross_coherence``);
-   for each two-modality subset S and each rule, the importance-weighted bounds at ``--k``
-   samples with proposal q(z | x_S) of log p(x_S) and of log p(x_all), whose difference
-   log p(x_all) - log p(x_S) estimates log p(x_target | x_S) (the higher, the tighter both are;
-   log p(x_S) alone is a lower bound for each proposal, so the higher is the better proposal);
-   and the evaluator's cells (``evaluation.evaluate``, k = ``--k``, N_w = ``--n-prior``).
+   Fashion-MNIST train for ``fashion``, binary inputs);
+3. coherence of generation on the whole test set for every non-empty strict subset S and every
+   target m not in S, with each subset rule where |S| = 2 (``coherence.cross_coherence``);
+   on the first ``--n-test`` test data, for each two-modality subset S and each proposal (the
+   three rules, the joint encoder for reference), the importance-weighted bounds at ``--k``
+   samples of log p(x_S) (a lower bound under every proposal: the higher, the tighter) and of
+   log p(x_all) (the same bound with a proposal that has not seen the target: how well q(z|x_S)
+   covers z that explain the target too), paired against the product's; and the evaluator's
+   cells (``evaluation.evaluate``, k = ``--k``, N_w = ``--n-prior``); with ``--k-check K``, the
+   bounds again at k = K on the first ``--n-check`` test data;
 4. write ``OUT/results.json``, ``OUT/results.md`` and ``OUT/coherence.png``.
 """
 
@@ -48,6 +51,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--n-test", type=int, default=1000)
     p.add_argument("--k", type=int, default=100)
     p.add_argument("--n-prior", type=int, default=1000)
+    p.add_argument("--k-check", type=int, default=None, help="the bounds again at this k ...")
+    p.add_argument("--n-check", type=int, default=200, help="... on this many test data")
     p.add_argument("--train-only", action="store_true")
     return p.parse_args()
 
@@ -83,7 +88,8 @@ def main() -> None:
     run = load_run(run_dir)
     command = "JMVAE_DATA=/work/shared/data python " + " ".join(sys.argv)
     started = time.perf_counter()
-    results = evaluate_all(run, data, out, args.n_test, args.k, args.n_prior, command)
+    check = (args.k_check, args.n_check) if args.k_check else None
+    results = evaluate_all(run, data, out, args.n_test, args.k, args.n_prior, command, check)
     results["eval_seconds"] = round(time.perf_counter() - started, 1)
     results["machine"] = {"cpu": cpu_name(), "threads": args.threads, "torch": torch.__version__,
                           "python": platform.python_version()}

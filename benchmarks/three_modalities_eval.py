@@ -64,11 +64,15 @@ def coherence_table(model, test, judged: dict[str, Judge]) -> list[dict[str, Any
 
 def bound_table(model, test, n: int, k: int, batch_size: int = 100) -> list[dict[str, Any]]:
     """For each two-modality subset S and each proposal (the three rules, and the joint encoder as
-    a reference): L_k of log p(x_S) and of log p(x_all), and their difference."""
+    a reference): L_k of log p(x_S) and of log p(x_all) with that proposal; their differences from
+    the product's on the same data (paired); and log p(x_target | x_S) estimated as L_k[log p(x_all)]
+    with the proposal minus the one L_k[log p(x_S)] of the proposal whose mean is highest (the
+    tightest bound on it), a term common to all rows of S."""
     names = model.config.names
     rows = []
     for given in [s for s in subsets(names) if len(s) == 2]:
         target = next(m for m in names if m not in given)
+        per_datum: dict[str, dict[str, torch.Tensor]] = {}
         for rule in (*SUBSET_RULES, "joint"):
             started = time.perf_counter()
             values: dict[str, list[torch.Tensor]] = {"S": [], "all": [], "floored": []}
@@ -83,14 +87,21 @@ def bound_table(model, test, n: int, k: int, batch_size: int = 100) -> list[dict
                 out = iw_log_likelihoods(model, batch, [given, names], proposal, k, None, generator)
                 values["S"].append(out[given])
                 values["all"].append(out[names])
-            s, a = torch.cat(values["S"]), torch.cat(values["all"])
-            row = {"given": "+".join(given), "target": target, "proposal": rule, "k": k, "n": n}
-            for key, v in (("log p(x_S)", s), ("log p(x_all)", a), ("log p(x_target | x_S)", a - s)):
-                row[key], row[key + " sem"] = mean_and_sem(v)
+            per_datum[rule] = {"S": torch.cat(values["S"]).double(), "all": torch.cat(values["all"]).double()}
+            row = {"given": "+".join(given), "target": target, "proposal": rule, "k": k, "n": n,
+                   "seconds": round(time.perf_counter() - started, 1)}
             if values["floored"]:
                 row["floored_fraction"] = float(torch.cat(values["floored"]).mean())
-            row["seconds"] = round(time.perf_counter() - started, 1)
             rows.append(row)
+        best = max(per_datum, key=lambda r: float(per_datum[r]["S"].mean()))
+        for row in rows[-len(per_datum):]:
+            mine, product = per_datum[row["proposal"]], per_datum["product"]
+            for key, v in (("log p(x_S)", mine["S"]), ("log p(x_all)", mine["all"]),
+                           ("log p(x_target | x_S)", mine["all"] - per_datum[best]["S"]),
+                           ("log p(x_S) - product", mine["S"] - product["S"]),
+                           ("log p(x_all) - product", mine["all"] - product["all"])):
+                row[key], row[key + " sem"] = mean_and_sem(v)
+            row["log p(x_S) from"] = best
             print(row, flush=True)
     return rows
 
@@ -126,12 +137,19 @@ def markdown(results: dict[str, Any]) -> str:
               "| given | rule | target | coherence ± sem |", "|---|---|---|---|"]
     lines += [f"| {r['given']} | {r['rule']} | {r['target']} | {r['coherence']:.4f} ± {r['sem']:.4f} |"
               for r in results["coherence"]]
-    lines += ["", "## Proposals for a two-modality subset S: importance-weighted bounds (nats, mean ± sem)", "",
-              "| given S | target | proposal | L_k log p(x_S) | L_k log p(x_all) | difference: log p(x_target given x_S) | s |",
-              "|---|---|---|---|---|---|---|"]
-    for r in results["bounds"]:
-        cells = [f"{r[key]:.2f} ± {r[key + ' sem']:.2f}" for key in ("log p(x_S)", "log p(x_all)", "log p(x_target | x_S)")]
-        lines.append(f"| {r['given']} | {r['target']} | {r['proposal']} | " + " | ".join(cells) + f" | {r['seconds']} |")
+    for k, bounds in results["bounds"].items():
+        lines += ["", f"## Proposals for a two-modality subset S: importance-weighted bounds at k = {k} "
+                  f"on the first {bounds[0]['n']} test data (nats, mean ± sem; differences paired)", "",
+                  "| given S | target | proposal | L_k log p(x_S) | minus product's | L_k log p(x_all) | minus product's "
+                  "| log p(x_target \\| x_S) | s |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in bounds:
+            cells = [f"{r[key]:.2f} ± {r[key + ' sem']:.2f}" if r[key + " sem"] is not None else f"{r[key]:.2f}"
+                     for key in ("log p(x_S)", "log p(x_S) - product", "log p(x_all)", "log p(x_all) - product",
+                                 "log p(x_target | x_S)")]
+            lines.append(f"| {r['given']} | {r['target']} | {r['proposal']} | " + " | ".join(cells) + f" | {r['seconds']} |")
+        lines += ["", "log p(x_target | x_S): L_k log p(x_all) of the row's proposal minus L_k log p(x_S) of the proposal "
+                  "with the highest mean for that S (" + ", ".join(sorted({f"{r['given']}: {r['log p(x_S) from']}"
+                                                                             for r in bounds})) + ")."]
     ev = results["evaluator"]
     lines += ["", f"## The evaluator's cells (x = image, w = label+fashion; k = {ev['k']}, N_w = {ev['n_prior']}, "
               f"n = {ev['n_test']}, subset rule product)", "", "| cell | mean | sem |", "|---|---|---|"]
@@ -145,7 +163,9 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def evaluate_all(run, data, out: Path, n: int, k: int, n_prior: int, command: str) -> dict[str, Any]:
+def evaluate_all(run, data, out: Path, n: int, k: int, n_prior: int, command: str,
+                 check: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Everything of the module docstring; ``check`` = (k, n): the bounds again at another k."""
     model = run.model
     model.eval()
     test = data.test
@@ -155,9 +175,11 @@ def evaluate_all(run, data, out: Path, n: int, k: int, n_prior: int, command: st
     started = time.perf_counter()
     coherence = coherence_table(model, test, judged)
     coherence_seconds = round(time.perf_counter() - started, 1)
-    bounds = bound_table(model, test, n, k)
+    bounds = {k: bound_table(model, test, n, k)}
+    if check:
+        bounds[check[0]] = bound_table(model, test, check[1], check[0])
     evaluation = evaluate(model, test, EvalConfig(k=k, n_prior=n_prior, limit=n)).to_dict()
-    results = {"command": command, "n_coherence": len(test["label"]), "n_bounds": n, "k": k, "judges": info,
+    results = {"command": command, "n_coherence": len(test["label"]), "n_bounds": n, "k": k, "bounds_check": check, "judges": info,
                "coherence": coherence, "coherence_seconds": coherence_seconds, "bounds": bounds, "evaluator": evaluation}
     figure(coherence, model.config.names, out / "coherence.png")
     (out / "results.md").write_text(markdown(results))
