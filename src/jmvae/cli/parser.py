@@ -184,6 +184,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--attributes", choices=("bernoulli", "tanh-gaussian"),
                    help="CelebA's attribute likelihood: bernoulli (0/1, the default) or tanh-gaussian "
                         "(the paper's: -1/1 values, tanh mean, unit variance; docs/bounds.md)")
+    t.add_argument("--labelled", type=positive_int, metavar="N",
+                   help="semi-supervised: keep the labels of N training images (balanced per class, a multiple of the "
+                        "classes), the others unlabelled; JMVAE learns from both (docs/partial-data.md)")
+    t.add_argument("--labelled-seed", type=int, default=0, help="seed of the choice of --labelled images (default 0)")
+    t.add_argument("--labelled-only", action="store_true",
+                   help="with --labelled: train on the labelled images only (the fully paired subset)")
     t.add_argument("--gan-weight", type=non_negative_float,
                    help="GAN variants: weight of the decoder's generator loss (default 1, the paper's)")
     t.add_argument("--gan-real-label", type=float,

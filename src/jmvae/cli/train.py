@@ -52,7 +52,9 @@ def saved_settings(run: Any) -> dict[str, Any]:
             "gan_weight": game.weight if game else None, "gan_real_label": game.real_label if game else None, "lr": t.lr, "batch_size": t.batch_size, "warmup": t.warmup_epochs,
             "warmup_all_kl": t.warmup_all_kl, "clip": t.clip_grad_norm or 0.0, "seed": t.seed,
             "latent_dim": m.latent_dim, "hidden_dim": m.hidden_dim, "train_precision": t.precision,
-            "attributes": run.data.options.get("attributes")}
+            "attributes": run.data.options.get("attributes"), "labelled": run.data.options.get("labelled"),
+            "labelled_seed": run.data.options.get("labelled_seed", 0),
+            "labelled_only": run.data.options.get("labelled_only", False)}
 
 
 def check_resume_flags(args: argparse.Namespace, run: Any, out: Path) -> None:
@@ -94,12 +96,27 @@ def new_run(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, Any, Ad
         raise JMVAEError(f"--gan-real-label {args.gan_real_label}: must be in (0.5, 1]; 0.9 is the usual smoothing")
     if args.attributes and args.data != "celeba":
         raise JMVAEError(f"--attributes applies to --data celeba only, not {args.data}")
-    celeba_options = {"progress": not args.no_progress, "attributes": args.attributes or "bernoulli"}
-    data = load_dataset(args.data, args.data_dir, **(celeba_options if args.data == "celeba" else {}))
+    data = load_dataset(args.data, args.data_dir, **data_options(args))
     model_config, game = presets.model_config(args.data, args.model, data.modalities, args.alpha, args.latent_dim,
                                               args.hidden_dim, args.gan_weight, args.gan_real_label)
     config = train_config(args, args.data)
     return model_config, config, data, game
+
+
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The loader options the flags stand for: CelebA's, or a semi-supervised split's (``--labelled``)."""
+    if args.data == "celeba":
+        if args.labelled:
+            raise JMVAEError("--labelled applies to data sets with class labels (digits, mnist, fashion-mnist), not celeba")
+        return {"progress": not args.no_progress, "attributes": args.attributes or "bernoulli"}
+    if (args.labelled_only or args.labelled_seed) and not args.labelled:
+        raise JMVAEError("--labelled-only and --labelled-seed apply with --labelled N only")
+    if not args.labelled:
+        return {}
+    options: dict[str, Any] = {"labelled": args.labelled, "labelled_seed": args.labelled_seed}
+    if args.labelled_only:
+        options["labelled_only"] = True
+    return options
 
 
 def resumed_run(args: argparse.Namespace, out: Path) -> tuple[ModelConfig, TrainConfig, Any, AdversarialConfig | None]:

@@ -21,6 +21,7 @@ from jmvae.data.celeba import load_celeba
 from jmvae.data.digits import load_digits_arrays
 from jmvae.data.mnist import FASHION_MNIST, MNIST, load_idx_dataset
 from jmvae.data.paired import PairedData
+from jmvae.data.semisupervised import keep_labels
 from jmvae.data.transforms import binarize_once
 from jmvae.errors import DataError
 
@@ -40,12 +41,22 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, test_seed
     CelebA from its ``celeba/`` or ``celeba_partial/`` (see ``data.celeba.find_celeba``).
 
     ``options`` are keyword arguments of ``data.celeba.load_celeba`` (crop, split, cache_dir, ...);
-    the other data sets take none.
+    the others take ``labelled`` (keep the labels of that many training images, balanced per class),
+    ``labelled_seed`` and ``labelled_only`` (see ``data.semisupervised.keep_labels``).
     """
     if name == "celeba":
         return load_celeba(data_dir, **options)
+    labelled = options.pop("labelled", None)
+    labelled_seed = int(options.pop("labelled_seed", 0))
+    labelled_only = bool(options.pop("labelled_only", False))
     if options:
-        raise DataError(f"{name}: no loader options ({', '.join(sorted(options))} given); only celeba takes them")
+        raise DataError(f"{name}: unknown loader options {', '.join(sorted(options))}; it takes labelled, "
+                        "labelled_seed and labelled_only")
+    data = _load_image_label(name, data_dir, test_seed)
+    return data if labelled is None else keep_labels(data, int(labelled), labelled_seed, labelled_only)
+
+
+def _load_image_label(name: str, data_dir: str | os.PathLike | None, test_seed: int) -> PairedData:
     if name == "digits":
         arrays = load_digits_arrays()
         classes = tuple(str(i) for i in range(10))
