@@ -166,6 +166,11 @@ def add_evaluation(p: argparse.ArgumentParser) -> None:
                    help="bf16: matrix products in bfloat16 (faster on CPUs with AMX or avx512_bf16 and on GPUs; docs/benchmarks.md)")
 
 
+def add_tensorboard(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--tensorboard", nargs="?", const=True, default=None, metavar="DIR",
+                   help=f"{what} (default DIR: RUN_DIR/tensorboard; needs pip install 'jmvae[tensorboard]')")
+
+
 TRAIN_MODELS = MODEL_KINDS + tuple(GAN_MODELS)
 
 
@@ -200,6 +205,7 @@ def parser() -> argparse.ArgumentParser:
                         + ", ".join(f"--{d.replace('_', '-')}" for d in RESUME_MAY_CHANGE) + " may change); "
                         "a run folder with no checkpoint yet starts from its saved settings")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    add_tensorboard(t, "also log every term metrics.jsonl records, at the same steps, as TensorBoard scalars in DIR")
     add_training(t)
     add_common(t)
     add_distributed(t)
@@ -207,6 +213,7 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="test log-likelihoods and accuracy of a trained run")
     e.add_argument("run_dir", help="run folder (the --out of jmvae train)")
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_tensorboard(e, "also write the evaluation's cells as TensorBoard scalars (eval/...) at the run's last step in DIR")
     add_evaluation(e)
     add_common(e)
     add_distributed(e)

@@ -16,14 +16,14 @@ from jmvae.config import GAN_MODELS, AdversarialConfig, ModelConfig, TrainConfig
 from jmvae.data import load_dataset
 from jmvae.errors import CheckpointError, JMVAEError
 
-from jmvae.cli.common import check_writable, remove_if_empty, start_distributed
+from jmvae.cli.common import check_writable, remove_if_empty, start_distributed, tensorboard_dir
 
 
 RESUME_MAY_CHANGE = ("epochs", "max_steps", "device", "threads", "compile")
 """The ``train`` settings ``--resume`` honours: how far to train and where; the rest is the run's."""
 
 NOT_SETTINGS = frozenset({"out", "resume", "overwrite", "data_dir", "no_progress", "distributed", "debug",
-                          "command", "command_parser"})
+                          "command", "command_parser", "tensorboard"})
 """``train`` flags that are not settings of the run (where its data and files are, what to show)."""
 
 
@@ -146,6 +146,7 @@ def command_train(args: argparse.Namespace) -> int:
     from jmvae.training import train
 
     out = run_folder_of(args)
+    sinks = tensorboard_sinks(args.tensorboard, out)  # before anything is written: a missing package is one line
     world = start_distributed(args)
     if args.resume and args.overwrite:
         raise JMVAEError("--resume and --overwrite contradict each other; choose one")
@@ -159,7 +160,7 @@ def command_train(args: argparse.Namespace) -> int:
         model_config, config, data, game = resumed_run(args, out) if args.resume else new_run(args)
         distributed.barrier(world)  # every rank has checked the folder before rank 0 writes to it
         result = train(model_config, config, data, out, resume=args.resume, overwrite=args.overwrite,
-                       progress=not args.no_progress, data_info=data.run_info(), adversarial=game)
+                       progress=not args.no_progress, data_info=data.run_info(), adversarial=game, sinks=sinks)
     except BaseException:
         if created and world.is_main:
             remove_if_empty(out)  # train() took back what it wrote; a bad flag or data leaves no empty folder
@@ -175,6 +176,16 @@ def command_train(args: argparse.Namespace) -> int:
           + (f"last epoch's loss {last['loss']:.3f}" if last else "no full epoch yet")
           + f"; run folder {out}", file=sys.stderr)
     return 130 if result.interrupted else 0
+
+
+def tensorboard_sinks(flag: str | bool | None, run_dir: Path) -> list[Any]:
+    """``train --tensorboard``'s sink (``jmvae.training.sinks``; tensorboard loads only then)."""
+    folder = tensorboard_dir(flag, run_dir)
+    if folder is None:
+        return []
+    from jmvae.training.sinks import TensorBoardSink
+
+    return [TensorBoardSink(folder)]
 
 
 def run_folder_of(args: argparse.Namespace) -> Path:

@@ -136,11 +136,6 @@ class RunFolder:
         logger.info("resuming %s at epoch %d, step %d", self.path, meta["epoch"], step)
         return Progress(step, meta["epoch"], meta["index_in_epoch"], meta.get("seconds", 0.0), history)
 
-    def log(self, record: dict[str, Any]) -> None:
-        if self.path is not None and self.world.is_main:
-            with open(self.path / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-
     def save(self, progress: Progress) -> None:
         if self.path is None or not self.world.is_main:
             return
