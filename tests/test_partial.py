@@ -171,6 +171,7 @@ def test_a_batch_with_no_pair_at_all_trains(tmp_path):
     result = train(model_config, config, unpaired, tmp_path / "run", progress=False)
     losses = [h["loss"] for h in result.history]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
+    assert result.history[-1]["kl/image"] == 0.0  # the masks reached the model: no datum is complete
 
 
 def test_the_evaluator_computes_a_cell_over_the_data_that_have_its_modalities():
