@@ -16,6 +16,9 @@ from torch import Tensor
 from jmvae.config import Modality
 from jmvae.data.transforms import Standardization
 
+FOLDER_OPTION = "folder"
+"""The loader option that names a data folder (``jmvae.data.folder``): its absolute path."""
+
 
 @dataclass
 class PairedData:
@@ -84,6 +87,11 @@ class DataInfo:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "feature_names", {k: tuple(v) for k, v in self.feature_names.items()})
+
+    @property
+    def folder(self) -> str | None:
+        """The data folder (absolute path) of data read from one (``jmvae.data.folder``), else None."""
+        return self.options.get(FOLDER_OPTION)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON: ``{"name": ...}``, plus ``options``, ``feature_names``, ``standardization`` where present."""
