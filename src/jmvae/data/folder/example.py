@@ -52,7 +52,7 @@ def write_example(path: str | os.PathLike, n: int = 200, missing: bool = True, s
     (folder / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     with (folder / "table.csv").open("w", newline="") as handle:
-        table = csv.writer(handle)
+        table = csv.writer(handle, lineterminator="\n")
         table.writerow(["file", "size", "brightness", "shape"])
         for i in range(n):
             kind, size, brightness = int(rng.integers(3)), float(rng.uniform(0.35, 0.9)), float(rng.uniform(0.5, 1.0))
