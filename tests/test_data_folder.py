@@ -115,6 +115,18 @@ def test_a_fully_observed_folder_trains_resumes_and_evaluates(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["n_test"] == 4
 
 
+def test_a_run_of_an_image_and_table_columns_samples_and_predicts_by_column_name(tmp_path, capsys):
+    folder = tiny_folder(tmp_path / "d", n=20, modalities=[
+        {"name": "pic", "likelihood": "bernoulli", "shape": [8, 8], "images": "pics", "csv": "table.csv", "column": "file"},
+        {"name": "ab", "likelihood": "bernoulli", "shape": [2], "csv": "table.csv", "columns": ["a", "b"]}])
+    run = str(tmp_path / "run")
+    assert main(["train", "--data", str(folder), "--out", run, *TINY]) == 0
+    assert main(["sample", run, "--given", "a=1", "--n", "4", "--out", str(tmp_path / "a.png")]) == 0
+    capsys.readouterr()
+    assert main(["predict", run, "--image", str(folder / "pics" / "1.png"), "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["probabilities"]) == {"a", "b"}
+
+
 # -- what a good folder loads as ------------------------------------------------------------------
 def test_a_folder_loads_with_the_dtypes_shapes_and_transforms_of_its_spec(tmp_path):
     data = load_folder(tiny_folder(tmp_path / "d", n=20))
