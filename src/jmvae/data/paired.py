@@ -32,6 +32,9 @@ class PairedData:
     {0, 1} (or {-1, 1}); ``classes`` is empty. A large image set is a ``StandardizedImages``
     (indexable like a tensor, decoded per batch from a memory-mapped cache) instead of a tensor.
 
+    A data folder (``jmvae.data.folder``): the modalities its ``jmvae.json`` declares, with masks
+    beside the values where some are missing (``jmvae.masks``), ``options`` {"folder": its path}.
+
     ``feature_names[m]``: names of the elements of a flat modality m (CelebA: the 40 attribute
     names for ``attributes``). ``standardization[m]``: how an image modality's pixels were
     standardised (``.undo(x)`` gives displayable [0, 1] intensities). ``options``: the loader's
