@@ -285,3 +285,12 @@ def test_a_folder_without_a_spec_is_one_line(tmp_path, capsys):
 def test_a_bad_test_fraction_is_one_line(tmp_path, capsys, value, message):
     folder = tiny_folder(tmp_path / "d", split={"seed": 0, "test_fraction": value})
     assert message in train_error(folder, tmp_path, capsys)
+
+
+def test_a_folder_takes_the_generic_recipe_whatever_its_name():
+    from jmvae import presets
+    from jmvae.data import DataInfo
+
+    assert presets.recipe_name(DataInfo("celeba", {"folder": "/data/faces"})) == presets.FOLDER
+    assert presets.recipe_name(DataInfo("celeba")) == "celeba"
+    assert not presets.recipe(presets.FOLDER).convolutional
