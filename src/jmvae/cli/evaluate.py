@@ -37,7 +37,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
     loaded = load_run(args.run_dir, args.device)
     model, run, state = loaded.model, loaded.config, loaded.state
     data = load_dataset(run.data.name, args.data_dir, **run.data.options)
-    config = eval_config(args, run.data.name)
+    config = eval_config(args, presets.recipe_name(run.data))
     with warnings.catch_warnings():
         if min(config.limit or math.inf, len(next(iter(data.test.values())))) < 2:  # active units: a variance over points
             warnings.filterwarnings("ignore", message=r"var\(\): degrees of freedom")

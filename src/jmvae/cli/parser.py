@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -70,6 +71,18 @@ def seed_list(text: str) -> tuple[int, ...]:
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"{text!r} repeats a seed")
     return seeds
+
+
+def data_argument(text: str) -> str:
+    """``train --data``: a data set's name, or a folder (its absolute path; its ``jmvae.json`` is
+    checked when the data are loaded, so a folder's problems get the loader's one-line message)."""
+    if text in DATASETS:
+        return text
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    raise argparse.ArgumentTypeError(f"{text!r} is neither a data set ({', '.join(DATASETS)}) nor a folder; a folder of "
+                                     f"your own data holds a jmvae.json (docs/data-folder.md)")
 
 
 def number(text: str) -> float:
@@ -182,7 +195,9 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model; checkpoints and metrics go to --out")
     t.set_defaults(command_parser=t)
-    t.add_argument("--data", choices=DATASETS, default="digits", help="data set (digits: scikit-learn's 8x8 digits, no download)")
+    t.add_argument("--data", type=data_argument, default="digits",
+                   help=f"data set ({', '.join(DATASETS)}; digits: scikit-learn's 8x8 digits, no download), or a folder "
+                        "of your own data holding a jmvae.json (docs/data-folder.md)")
     t.add_argument("--model", choices=TRAIN_MODELS, default="jmvae-kl",
                    help="the *-gan variants add a discriminator on the image (jmvae-gan: JMVAE-kl with one)")
     t.add_argument("--alpha", type=non_negative_float, help="JMVAE-kl weight of the unimodal KL terms (default 0.1)")

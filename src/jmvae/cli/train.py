@@ -48,7 +48,7 @@ def model_name(run: Any) -> str:
 def saved_settings(run: Any) -> dict[str, Any]:
     """The value each ``train`` flag stands for in a saved run (a ``RunConfig``)."""
     m, t, game = run.model, run.train, run.adversarial
-    return {"data": run.data.name, "model": model_name(run), "alpha": m.alpha,
+    return {"data": run.data.folder or run.data.name, "model": model_name(run), "alpha": m.alpha,
             "gan_weight": game.weight if game else None, "gan_real_label": game.real_label if game else None, "lr": t.lr, "batch_size": t.batch_size, "warmup": t.warmup_epochs,
             "warmup_all_kl": t.warmup_all_kl, "clip": t.clip_grad_norm or 0.0, "seed": t.seed,
             "latent_dim": m.latent_dim, "hidden_dim": m.hidden_dim, "train_precision": t.precision,
@@ -97,9 +97,10 @@ def new_run(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, Any, Ad
     if args.attributes and args.data != "celeba":
         raise JMVAEError(f"--attributes applies to --data celeba only, not {args.data}")
     data = load_dataset(args.data, args.data_dir, **data_options(args))
-    model_config, game = presets.model_config(args.data, args.model, data.modalities, args.alpha, args.latent_dim,
+    recipe = presets.recipe_name(data.run_info())  # a data folder's: the generic one
+    model_config, game = presets.model_config(recipe, args.model, data.modalities, args.alpha, args.latent_dim,
                                               args.hidden_dim, args.gan_weight, args.gan_real_label)
-    config = train_config(args, args.data)
+    config = train_config(args, recipe)
     return model_config, config, data, game
 
 
