@@ -80,8 +80,8 @@ def test_readme_shows_the_example_folder_that_write_example_writes(tmp_path):
 
 
 def test_readme_commands_train_and_evaluate_the_example_with_missing_entries(tmp_path, monkeypatch, capsys):
-    """The README's commands as written; the example has missing entries (which the models do
-    not read yet: masked training is separate work), and the run finds its data again."""
+    """The README's commands as written; the example has missing entries, which the model reads
+    (each test cell counts only the examples with its modalities), and the run finds its data again."""
     monkeypatch.chdir(tmp_path)
     commands = readme_commands()
     assert commands[0] == "python -c \"from jmvae.data.folder import write_example; write_example('my_data')\""
@@ -100,6 +100,11 @@ def test_readme_commands_train_and_evaluate_the_example_with_missing_entries(tmp
     assert (tmp_path / "discs.png").is_file()
     config = json.loads((tmp_path / "runs" / "my_data" / "config.json").read_text())
     assert config["data"] == {"name": "shapes", "options": {"folder": str((tmp_path / "my_data").resolve())}}
+    assert main(["evaluate", "runs/my_data", "--k", "2", "--n-prior", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    test_masks = torch.stack([data.test[observed_key(name)] for name in ("image", "measures", "label")])
+    assert result["n_per_cell"]["joint"] == int(test_masks.all(0).sum()) < result["n_test"]
+    assert result["n_per_cell"]["x/single"] == int(data.test[observed_key("image")].sum())
 
 
 def test_a_fully_observed_folder_trains_resumes_and_evaluates(tmp_path, capsys):
