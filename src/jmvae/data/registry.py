@@ -47,7 +47,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, test_seed
     ``options`` are keyword arguments of ``data.celeba.load_celeba`` (crop, split, cache_dir, ...), or
     ``folder``: the data folder (what a run folder's ``DataInfo`` keeps; ``name`` is then the spec's);
     the others take ``labelled`` (keep the labels of that many training images, balanced per class),
-    ``labelled_seed`` and ``labelled_only`` (see ``data.semisupervised.keep_labels``).
+    ``labelled_seed``, ``labelled_only`` and ``labelled_repeat`` (see ``data.semisupervised.keep_labels``).
     """
     if FOLDER_OPTION in options or (name not in DATASETS and Path(name).expanduser().is_dir()):
         folder = options.pop(FOLDER_OPTION, name)
@@ -59,11 +59,12 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, test_seed
     labelled = options.pop("labelled", None)
     labelled_seed = int(options.pop("labelled_seed", 0))
     labelled_only = bool(options.pop("labelled_only", False))
+    repeat = int(options.pop("labelled_repeat", 1))
     if options:
         raise DataError(f"{name}: unknown loader options {', '.join(sorted(options))}; it takes labelled, "
-                        "labelled_seed and labelled_only")
+                        "labelled_seed, labelled_only and labelled_repeat")
     data = _load_image_label(name, data_dir, test_seed)
-    return data if labelled is None else keep_labels(data, int(labelled), labelled_seed, labelled_only)
+    return data if labelled is None else keep_labels(data, int(labelled), labelled_seed, labelled_only, repeat)
 
 
 def _load_image_label(name: str, data_dir: str | os.PathLike | None, test_seed: int) -> PairedData:

@@ -5,7 +5,9 @@ classes, chosen by a seeded permutation (``torch.randperm`` with a generator see
 the first n / C images of each class in that order), and marks the others' labels missing
 (``jmvae.masks``: the label is stored as 0 and ``train["label:observed"]`` is False). The test
 split keeps every label. ``labelled_only=True`` drops the unlabelled images instead: the fully
-paired subset, which is all a library without partially paired training can learn from.
+paired subset, which is all a library without partially paired training can learn from;
+``repeat`` r > 1 lists it r times (an epoch of n * r images), so that a run on it takes as many
+steps per epoch, and checkpoints as often, as a run on the whole training set.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def labelled_rows(labels: torch.Tensor, n_classes: int, kept: int, seed: int) ->
 
 
 def keep_labels(data: PairedData, kept: int, seed: int = 0, labelled_only: bool = False,
-                modality: str = "label") -> PairedData:
+                repeat: int = 1, modality: str = "label") -> PairedData:
     """``data`` with the labels of ``kept`` training images (module docstring); the options that
     load it again are added to ``data.options``."""
     if modality not in data.train or not data.classes:
@@ -43,9 +45,16 @@ def keep_labels(data: PairedData, kept: int, seed: int = 0, labelled_only: bool 
     labels = data.train[modality]
     mask = labelled_rows(labels, len(data.classes), kept, seed)
     options = {**data.options, "labelled": kept, "labelled_seed": seed}
+    if repeat != 1 and not labelled_only:
+        raise DataError(f"labelled_repeat={repeat} applies with labelled_only only")
+    if repeat < 1:
+        raise DataError(f"labelled_repeat={repeat}: must be >= 1")
     if labelled_only:
-        train = {name: value[mask] for name, value in data.train.items()}
+        rows = mask.nonzero()[:, 0].repeat(repeat)
+        train = {name: value[rows] for name, value in data.train.items()}
         options["labelled_only"] = True
+        if repeat != 1:
+            options["labelled_repeat"] = repeat
     else:
         train = dict(data.train)
         train[modality] = torch.where(mask, labels, torch.zeros_like(labels))
