@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from jmvae.config import AdversarialConfig, ModelConfig, TrainConfig
 from jmvae.data.paired import DataInfo
+from jmvae.files import write_atomic
 from jmvae.errors import CheckpointError
 
 FORMAT = "jmvae-run"
@@ -81,16 +82,6 @@ def _with_adversarial_apart(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     if was_adversarial:
         return model, train, AdversarialConfig(weight, real_label, tuple(train.get("betas", (0.5, 0.999))))
     return model, train, None
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a synced temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_json(path: Path, obj: Any) -> None:
