@@ -85,6 +85,14 @@ def data_argument(text: str) -> str:
                                      f"your own data holds a jmvae.json (docs/data-folder.md)")
 
 
+def alpha_list(text: str) -> tuple[float, ...]:
+    """``--alpha``: one value >= 0, or a comma-separated list of distinct ones (a group of runs)."""
+    values = tuple(non_negative_float(part) for part in text.split(","))
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"{text!r} repeats a value")
+    return values
+
+
 def number(text: str) -> float:
     try:
         return float(text)
@@ -200,7 +208,10 @@ def parser() -> argparse.ArgumentParser:
                         "of your own data holding a jmvae.json (docs/data-folder.md)")
     t.add_argument("--model", choices=TRAIN_MODELS, default="jmvae-kl",
                    help="the *-gan variants add a discriminator on the image (jmvae-gan: JMVAE-kl with one)")
-    t.add_argument("--alpha", type=non_negative_float, help="JMVAE-kl weight of the unimodal KL terms (default 0.1)")
+    t.add_argument("--alpha", type=alpha_list, help="JMVAE-kl weight of the unimodal KL terms (default 0.1); a "
+                   "comma-separated list (e.g. 0.01,0.1,1) trains one model per value together")
+    t.add_argument("--seeds", type=seed_list, help="train one model per seed together (e.g. 0,1,2; with a list of "
+                   "--alpha values, one per pair), each in its own run folder under --out (instead of --seed)")
     t.add_argument("--attributes", choices=("bernoulli", "tanh-gaussian"),
                    help="CelebA's attribute likelihood: bernoulli (0/1, the default) or tanh-gaussian "
                         "(the paper's: -1/1 values, tanh mean, unit variance; docs/bounds.md)")

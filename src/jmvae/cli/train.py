@@ -48,7 +48,7 @@ def model_name(run: Any) -> str:
 def saved_settings(run: Any) -> dict[str, Any]:
     """The value each ``train`` flag stands for in a saved run (a ``RunConfig``)."""
     m, t, game = run.model, run.train, run.adversarial
-    return {"data": run.data.folder or run.data.name, "model": model_name(run), "alpha": m.alpha,
+    return {"data": run.data.folder or run.data.name, "model": model_name(run), "alpha": m.alpha, "seeds": (t.seed,),
             "gan_weight": game.weight if game else None, "gan_real_label": game.real_label if game else None, "lr": t.lr, "batch_size": t.batch_size, "warmup": t.warmup_epochs,
             "warmup_all_kl": t.warmup_all_kl, "clip": t.clip_grad_norm or 0.0, "seed": t.seed,
             "latent_dim": m.latent_dim, "hidden_dim": m.hidden_dim, "train_precision": t.precision,
@@ -142,11 +142,28 @@ def resumed_run(args: argparse.Namespace, out: Path) -> tuple[ModelConfig, Train
     return run.model, config, data, run.adversarial
 
 
+def members_of(args: argparse.Namespace) -> tuple[tuple[int, ...], tuple[float | None, ...]]:
+    """The seeds and alphas whose cross product ``train`` trains (``--seeds``, a list of ``--alpha``);
+    ``args.seed`` and ``args.alpha`` become the first of each (one of each: a single run)."""
+    if args.seeds is not None and "seed" in given_options(args):
+        raise JMVAEError("--seed and --seeds: give one (--seeds 3 is --seed 3)")
+    seeds, alphas = args.seeds or (args.seed,), args.alpha or (None,)
+    args.seed, args.alpha = seeds[0], alphas[0]
+    return seeds, alphas
+
+
 def command_train(args: argparse.Namespace) -> int:
     from jmvae import distributed
     from jmvae.training import train
+    from jmvae.training.group import GROUP_RECORD
 
     out = run_folder_of(args)
+    seeds, alphas = members_of(args)
+    if len(seeds) * len(alphas) > 1 or (args.resume and (out / GROUP_RECORD).exists()):
+        if args.tensorboard:
+            raise JMVAEError("--tensorboard logs one run; train the members one at a time to log them, or read "
+                             "each member's metrics.jsonl")
+        return command_train_group(args, out, seeds, alphas)
     sinks = tensorboard_sinks(args.tensorboard, out)  # before anything is written: a missing package is one line
     world = start_distributed(args)
     if args.resume and args.overwrite:
@@ -187,6 +204,58 @@ def tensorboard_sinks(flag: str | bool | None, run_dir: Path) -> list[Any]:
     from jmvae.training.sinks import TensorBoardSink
 
     return [TensorBoardSink(folder)]
+
+
+def command_train_group(args: argparse.Namespace, out: Path, seeds: tuple[int, ...],
+                        alphas: tuple[float | None, ...]) -> int:
+    """``jmvae train`` of several models together (``jmvae.training.group``): one run folder per
+    (alpha, seed) under ``out``, named by ``member_name``; ``--resume OUT`` continues the group."""
+    from jmvae.checkpoint import read_json
+    from jmvae.training.group import GROUP_RECORD, train_group
+
+    if start_distributed(args).enabled:
+        raise JMVAEError("several models together (--seeds, a list of --alpha) train in one process; "
+                         "launch them without torchrun")
+    if args.resume and args.overwrite:
+        raise JMVAEError("--resume and --overwrite contradict each other; choose one")
+    record = out / GROUP_RECORD
+    if record.exists() and not (args.resume or args.overwrite):
+        raise CheckpointError(f"{out} already holds a group of runs; pass --resume to continue it, --overwrite to "
+                              "replace it, or another --out")
+    if len(alphas) > 1 and model_kind(args.model)[0] != "jmvae-kl":
+        raise JMVAEError(f"--alpha applies to --model jmvae-kl only, not {args.model}")
+    created = not out.exists()
+    try:
+        check_writable(out)
+        if args.resume:
+            members = read_json(record)["members"]
+            pairs = [(m["alpha"], m["seed"]) for m in members]
+            model_config, config, data, game = resumed_run(args, out / members[0]["name"])
+        else:
+            model_config, config, data, game = new_run(args)
+            pairs = [(model_config.alpha if a is None else a, s) for a in alphas for s in seeds]
+        if game is not None:
+            raise JMVAEError(f"--model {args.model}: the GAN variants train one at a time, not with --seeds or a "
+                             "list of --alpha")
+        result = train_group(model_config, config, data, out, pairs, resume=args.resume, overwrite=args.overwrite,
+                             progress=not args.no_progress, data_info=data.run_info())
+    except BaseException:
+        if created:
+            remove_if_empty(out)
+        raise
+    for member in result.members:
+        last = member.history[-1] if member.history else {}
+        status = member.diverged or (("stopped (checkpoint saved; --resume continues)" if result.interrupted else "trained")
+                                     + f" {member.run.model.display_name} seed {member.run.train.seed}: epoch "
+                                     f"{result.epoch}, step {result.step}, "
+                                     + (f"last epoch's loss {last['loss']:.3f}" if last else "no full epoch yet"))
+        print(f"{status}; run folder {out / member.name}", file=sys.stderr)
+    threads = torch.get_num_threads()
+    print(f"{len(result.members)} models of {data.name} together: {result.seconds:.1f} s on {threads} "
+          f"thread{'s' * (threads > 1)}", file=sys.stderr)
+    if result.interrupted:
+        return 130
+    return 1 if any(m.diverged for m in result.members) else 0
 
 
 def run_folder_of(args: argparse.Namespace) -> Path:
