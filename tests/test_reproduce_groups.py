@@ -99,7 +99,7 @@ def test_a_group_resumes_to_more_steps_and_a_pair_trained_alone_resumes_alone(tm
 def test_sigterm_stops_two_groups_in_workers_and_the_command_resumes_them(tmp_path):
     out = tmp_path / "t"
     command = [sys.executable, "-m", "jmvae", "reproduce", "digits", "--out", str(out), *TINY, "--models",
-               "jmvae-kl(alpha=0.1),vae", "--epochs", "60", "--jobs", "2"]  # 900 steps; a group a worker
+               "jmvae-kl(alpha=0.1),vae", "--epochs", "30", "--jobs", "2"]  # 450 steps; a group a worker
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     records = [out / "runs" / folder / "group.json" for folder in ("group-jmvae-kl-alpha0.1-seeds0,1", "group-vae-seeds0,1")]
     deadline = time.monotonic() + 300
@@ -112,13 +112,13 @@ def test_sigterm_stops_two_groups_in_workers_and_the_command_resumes_them(tmp_pa
     assert process.wait(timeout=180) == 130, rest
     assert "running 4 models (2 groups) in 2 worker processes" in rest and rest.count("checkpoint saved") == 2, rest
     steps = [json.loads(p.read_text())["step"] for p in records]
-    assert all(0 < step < 900 for step in steps), steps
+    assert all(0 < step < 450 for step in steps), steps
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     for tag, step in zip(("jmvae-kl x2", "vae x2"), steps):
-        assert f"[{tag}] training to step 900 (at {step})" in resumed.stderr
+        assert f"[{tag}] training to step 450 (at {step})" in resumed.stderr
     models = json.loads((out / "table1.json").read_text())["models"]
-    assert all(models[name]["seeds"] == [0, 1] and models[name]["steps"] == 900 for name in ("vae", "jmvae-kl(alpha=0.1)"))
+    assert all(models[name]["seeds"] == [0, 1] and models[name]["steps"] == 450 for name in ("vae", "jmvae-kl(alpha=0.1)"))
 
 
 def test_a_groups_folder_names_its_members_whatever_their_order():
