@@ -104,7 +104,7 @@ def kind_units(work: Reproduction, kind: str, pairs: list[Pair]) -> list[Unit]:
     folder_of = {work.config.run_dir(*pair).name: pair for pair in pairs}
     for record in sorted(work.config.runs.glob(f"group-{kind}-*/{GROUP_RECORD}")):
         members = [folder_of.get(m["name"]) for m in ckpt.read_json(record)["members"]]
-        if None not in members and resumes(work, record, members):  # type: ignore[arg-type]
+        if all(pair in pairs for pair in members) and resumes(work, record, members):  # type: ignore[arg-type]
             units.append(Group(kind, tuple(members), record.parent.name))  # type: ignore[arg-type]
             pairs = [pair for pair in pairs if pair not in members]
     started = [pair for pair in pairs if work.trained_step(*pair) > 0]
