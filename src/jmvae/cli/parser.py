@@ -312,8 +312,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="folder for table1.md and table1.json")
     r.add_argument("--runs", help="folder for the models' run folders (default: OUT/runs)")
     r.add_argument("--models", help="comma-separated subset of rows, e.g. 'vae,jmvae-kl(alpha=0.01)' (default: all)")
-    r.add_argument("--jobs", type=positive_int, default=1, help="train this many models side by side in worker "
-                   "processes, each with --threads threads (without --threads: the free cores shared out among them)")
+    r.add_argument("--jobs", type=positive_int, default=1, help="train this many models (or groups of them) side by "
+                   "side in worker processes, each with --threads threads (without --threads: the free cores shared "
+                   "out among them)")
+    r.add_argument("--group", action=argparse.BooleanOptionalAction, default=True,
+                   help="train the rows that share an architecture (every jmvae-kl alpha, each other model's seeds) "
+                   "together, one group each (default); --no-group trains every (row, seed) alone")
     r.add_argument("--seeds", type=seed_list, help="train every row once per seed, e.g. 0,1,2: cells are the mean "
                    "and standard deviation over seeds (instead of --seed)")
     add_training(r)

@@ -96,10 +96,13 @@ class GroupResult:
 def train_group(model_config: ModelConfig, train_config: TrainConfig, data: PairedData, out: str | Path,
                 members: Sequence[tuple[float, int]], resume: bool = False, overwrite: bool = False,
                 progress: bool = True, data_info: DataInfo | None = None,
-                on_step: Callable[[int], None] | None = None) -> GroupResult:
+                on_step: Callable[[int], None] | None = None,
+                folders: Sequence[str | Path] | None = None) -> GroupResult:
     """Train one model per (alpha, seed) in ``members`` together (``model_config`` and
     ``train_config`` with that alpha and seed), each into ``out/<member_name>``; ``resume`` and
-    ``overwrite`` as for ``train``. ``on_step(step)`` after every optimisation step."""
+    ``overwrite`` as for ``train``. ``on_step(step)`` after every optimisation step. ``folders``:
+    each member's run folder instead (distinct names; ``out`` then holds only ``group.json``, and
+    each member is named by its folder's name)."""
     if model_config.kind not in ("jmvae-kl", "jmvae-zero", "vae", "cvae", "cmma"):
         raise JMVAEError(f"a group trains the models of jmvae.models, not {model_config.kind}")
     if len(set(members)) != len(members) or not members:
@@ -110,7 +113,10 @@ def train_group(model_config: ModelConfig, train_config: TrainConfig, data: Pair
     if (out / GROUP_RECORD).exists() and not (resume or overwrite):
         raise CheckpointError(f"{out} already holds a group of runs; pass resume=True to continue it, "
                               "overwrite=True to replace it, or another folder")
-    training = GroupTraining(model_config, train_config, data, out, members, data_info or DataInfo(data.name), on_step)
+    if folders is not None and (len(folders) != len(members) or len({Path(f).name for f in folders}) != len(members)):
+        raise JMVAEError("a group's member folders are one per member, with distinct names")
+    training = GroupTraining(model_config, train_config, data, out, members, data_info or DataInfo(data.name), on_step,
+                             folders)
     try:
         return training.run(resume, overwrite, progress)
     except BaseException:
@@ -122,7 +128,8 @@ class GroupTraining:
     """The members, their stack and loss, the group's record, and the loop over them."""
 
     def __init__(self, model_config: ModelConfig, config: TrainConfig, data: PairedData, out: Path,
-                 pairs: Sequence[tuple[float, int]], data_info: DataInfo, on_step: Callable[[int], None] | None) -> None:
+                 pairs: Sequence[tuple[float, int]], data_info: DataInfo, on_step: Callable[[int], None] | None,
+                 folders: Sequence[str | Path] | None = None) -> None:
         check_paired(model_config.modalities, data.train, f"{data.name} training data")
         self.device = resolve_device(config.device)
         if config.threads:
@@ -131,7 +138,7 @@ class GroupTraining:
         train = {name: data.train[name].to(self.device) for name in model_config.names}  # once, for every member
         binarized = data.binarized_modalities(model_config.names)
         self.members: list[Member] = []
-        for alpha, seed in pairs:
+        for i, (alpha, seed) in enumerate(pairs):
             run = ckpt.RunConfig(dataclasses.replace(model_config, alpha=alpha), dataclasses.replace(config, seed=seed),
                                  data_info, None)
             torch.manual_seed(seed)  # a single run's initial weights, and its global generators as it saves them
@@ -139,9 +146,10 @@ class GroupTraining:
             rng = process_rng_state(self.device)
             batches = Batches(train, binarized, config.batch_size, seed, model_config.latent_dim, 1, self.device, World())
             optimizer = MemberOptimizer(list(model.parameters()))
-            folder = RunFolder(out / member_name(run.model, seed), World(), model, ELBOStep(model), optimizer,  # type: ignore[arg-type]
+            path = out / member_name(run.model, seed) if folders is None else Path(folders[i])
+            folder = RunFolder(path, World(), model, ELBOStep(model), optimizer,  # type: ignore[arg-type]
                                batches, self.device, rng)
-            self.members.append(Member(member_name(run.model, seed), run, model, batches, optimizer, folder))
+            self.members.append(Member(path.name, run, model, batches, optimizer, folder))
         self.loss = StackedLoss(self.members[0].model, config.compile)
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
         self.steps_per_epoch = self.members[0].batches.steps_per_epoch
@@ -149,6 +157,7 @@ class GroupTraining:
         self.live: list[Member] = []
         self.committed = False
         self.started: list[Path] = []  # the member folders this group started afresh
+        self.made_out = False  # whether start() made ``out`` (member folders elsewhere)
 
     def start(self, resume: bool, overwrite: bool) -> Progress:
         """Start or resume every member that has not diverged; build their stack."""
@@ -177,6 +186,9 @@ class GroupTraining:
             raise DivergenceError(f"every member of the group in {self.out} has diverged; nothing to resume")
         self.record = {"members": [{"name": m.name, "seed": m.run.train.seed, "alpha": m.run.model.alpha}
                                    for m in self.members], "step": step, "diverged": diverged}
+        if not self.out.exists():  # with member folders elsewhere, no member made it
+            self.out.mkdir(parents=True)
+            self.made_out = True
         ckpt.write_json(self.out / GROUP_RECORD, self.record)
         self.stack = Stack([m.model for m in self.live], [m.optimizer for m in self.live], self.config,
                            [m.optimizer.loaded for m in self.live])
@@ -301,3 +313,8 @@ class GroupTraining:
             if path.exists() and ckpt.latest_checkpoint(path) is None:
                 ckpt.remove_unstarted_run(path, True)
         (self.out / GROUP_RECORD).unlink(missing_ok=True)
+        if self.made_out:
+            try:
+                self.out.rmdir()
+            except OSError:  # something else is in it
+                pass
