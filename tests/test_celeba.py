@@ -331,7 +331,7 @@ def test_unknown_options_are_refused(fixture_dir, tmp_path):
         load_celeba(fixture_dir, cache_dir=tmp_path, attributes="categorical")
     with pytest.raises(ValueError, match="split must be"):
         load_celeba(fixture_dir, cache_dir=tmp_path, split="officail")
-    with pytest.raises(DataError, match="only celeba takes them"):
+    with pytest.raises(DataError, match="unknown loader options crop"):
         load_dataset("digits", crop="aligned")
 
 

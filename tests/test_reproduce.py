@@ -119,7 +119,7 @@ def test_one_seed_is_its_own_row():
 
 
 def test_worker_processes_give_the_table_of_one_process(tmp_path):
-    flags = ("--seeds", "0,1", "--threads", "1")
+    flags = ("--seeds", "0,1", "--threads", "1", "--no-group")  # each seed a unit of its own
     one, two = tmp_path / "one", tmp_path / "two"
     assert reproduce(one, *flags).returncode == 0
     done = reproduce(two, *flags, "--jobs", "2")
@@ -151,7 +151,7 @@ def test_a_failing_worker_stops_the_run_with_one_line(tmp_path):
 def test_ctrl_c_stops_every_worker_with_a_checkpoint_and_the_command_resumes(tmp_path):
     out = tmp_path / "table"
     command = [sys.executable, "-m", "jmvae", "reproduce", "digits", "--out", str(out), *TINY, "--epochs", "100",
-               "--seeds", "0,1,2", "--jobs", "2"]  # 1,500 steps a seed; seed 2 waits for a free worker
+               "--seeds", "0,1,2", "--jobs", "2", "--no-group"]  # 1,500 steps a seed; seed 2 waits for a free worker
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
     latest = [out / "runs" / f"jmvae-kl-alpha0.1-seed{seed}" / "checkpoints" / "latest" for seed in (0, 1)]
     deadline = time.monotonic() + 300

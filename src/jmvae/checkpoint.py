@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from jmvae.config import AdversarialConfig, ModelConfig, TrainConfig
 from jmvae.data.paired import DataInfo
+from jmvae.files import write_atomic
 from jmvae.errors import CheckpointError
 
 FORMAT = "jmvae-run"
@@ -83,16 +84,6 @@ def _with_adversarial_apart(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     return model, train, None
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a synced temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_json(path: Path, obj: Any) -> None:
     write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
 
@@ -111,7 +102,7 @@ def save_run_config(run_dir: Path, run: RunConfig) -> None:
     write_json(run_dir / "config.json", run.to_dict())
 
 
-RUN_FILES = ("metrics.jsonl", "evaluation.json", "config.json")
+RUN_FILES = ("metrics.jsonl", "evaluation.json", "config.json", "divergence.json")
 """A run folder's own files beside checkpoints/ (figures/ and anything else are left alone)."""
 
 
@@ -156,26 +147,47 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     state: dict[str, Any],
     rng: dict[str, torch.Tensor],
+    commit: bool = True,
 ) -> Path:
     """Write a checkpoint of the weights (the model's state dict, and whatever is trained beside
     it under its own prefix), optimizer, RNG states and ``state`` (epoch, step, ...).
 
+    ``commit`` False writes the checkpoint's folder but leaves ``latest`` and the older
+    checkpoints alone until ``commit_checkpoint`` (a group of runs commits all its members' only
+    once every member's is written; ``jmvae.training.group``).
+
     If writing fails (a full disk, a folder gone read-only), the partial folder is removed, the
     previous checkpoint stays current and ``CheckpointError`` says why.
     """
-    root = Path(run_dir) / "checkpoints"
-    folder = root / f"step-{state['step']:09d}"
+    folder = checkpoint_folder(run_dir, state["step"])
     opt_tensors, opt_meta = flatten_optimizer(optimizer)
     files = {"model.safetensors": weights,
              "training_state.safetensors": {**opt_tensors, **{f"rng/{k}": v for k, v in rng.items()}}}
     try:
-        return _write_checkpoint(root, folder, files, {**state, "optimizer": opt_meta})
+        _write_checkpoint(folder, files, {**state, "optimizer": opt_meta})
     except OSError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise CheckpointError(
             f"could not write the checkpoint {folder} ({exc.strerror or exc}); free some space or fix the "
             "folder's permissions, then resume: the previous checkpoint is intact"
         ) from None
+    if commit:
+        commit_checkpoint(run_dir, state["step"])
+    return folder
+
+
+def checkpoint_folder(run_dir: Path, step: int) -> Path:
+    """The folder of the checkpoint at ``step`` (whether or not it exists)."""
+    return Path(run_dir) / "checkpoints" / f"step-{step:09d}"
+
+
+def commit_checkpoint(run_dir: Path, step: int) -> None:
+    """Point ``latest`` at the written checkpoint of ``step`` and remove the older checkpoints."""
+    folder = checkpoint_folder(run_dir, step)
+    write_atomic(folder.parent / "latest", folder.name.encode())
+    for old in folder.parent.glob("step-*"):
+        if old.name != folder.name:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def checkpoint_bytes(parameters: list[torch.nn.Parameter]) -> int:
@@ -194,9 +206,8 @@ def check_free_space(run_dir: Path, parameters: list[torch.nn.Parameter]) -> Non
         )
 
 
-def _write_checkpoint(root: Path, folder: Path, files: dict[str, dict[str, torch.Tensor]], state: dict[str, Any]) -> Path:
-    """Write each tensor file and state.json (with their checksums) into a fresh ``folder``, then
-    point ``latest`` at it and remove the older checkpoints."""
+def _write_checkpoint(folder: Path, files: dict[str, dict[str, torch.Tensor]], state: dict[str, Any]) -> None:
+    """Write each tensor file and state.json (with their checksums) into a fresh ``folder``."""
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -207,11 +218,6 @@ def _write_checkpoint(root: Path, folder: Path, files: dict[str, dict[str, torch
             os.fsync(f.fileno())
     meta = {"format": FORMAT, "version": VERSION, **state, "sha256": {n: file_sha256(folder / n) for n in files}}
     write_json(folder / "state.json", meta)
-    write_atomic(root / "latest", folder.name.encode())
-    for old in root.glob("step-*"):
-        if old.name != folder.name:
-            shutil.rmtree(old, ignore_errors=True)
-    return folder
 
 
 def current_umask() -> int:

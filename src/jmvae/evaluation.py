@@ -27,7 +27,9 @@ docs/bounds.md); ``EvalConfig.n_prior_check`` measures it for a run, re-estimati
 more prior draws (``Evaluation.n_prior_check``). ``Evaluation.log_p_w`` is its mean. Accuracy w|x: the
 most probable class of p(w | z) at the mean of q(z | x); for binary attributes (CelebA), the
 share of attributes predicted right, p(w_j = 1 | z) > 1/2 (a tanh-Gaussian's mean > 0), averaged
-over attributes and test points. Cells a model cannot compute are None.
+over attributes and test points. Cells a model cannot compute are None. Test data with missing
+values (masks, ``jmvae.masks``): a cell is the mean over the data that have its modalities
+(``cell_modalities``), and ``Evaluation.n_per_cell`` says how many those are.
 All cells sharing a proposal share its k samples (one decoder pass per proposal).
 
 Test batch i draws its samples from a generator seeded by (seed, i): the estimates do not depend
@@ -52,6 +54,7 @@ from jmvae import distributed
 from jmvae.config import EvalConfig
 from jmvae.data.checks import check_paired
 from jmvae.estimators import iw_log_likelihoods, log_marginal_by_prior, mean_and_sem
+from jmvae.masks import SUFFIX, is_mask_key
 from jmvae.models import MultimodalModel
 
 
@@ -165,6 +168,7 @@ class Evaluation:
     n_prior_check: PriorCheck | None
     active_units: dict[str, int]  # per proposal, named by the modalities it is given ("image+label")
     eval_seconds: float
+    n_per_cell: dict[str, int] | None = None  # test data with a cell's modalities, when some are missing
 
     def to_dict(self) -> dict[str, Any]:
         accuracy = self.keys.accuracy
@@ -180,6 +184,7 @@ class Evaluation:
             "n_prior_check": self.n_prior_check.to_dict(self.keys) if self.n_prior_check else None,
             "active_units": self.active_units,
             "eval_seconds": self.eval_seconds,
+            **({"n_per_cell": self.n_per_cell} if self.n_per_cell is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -211,13 +216,16 @@ def evaluate(
     starts = list(enumerate(range(0, n, config.batch_size)))[world.rank :: world.size]
     for index, start in tqdm(starts, disable=not (progress and world.is_main), unit="batch",
                              desc=f"evaluate {name}"):
-        batch = {k: v[start : min(n, start + config.batch_size)].to(device) for k, v in test.items() if k in names}
+        rows = slice(start, min(n, start + config.batch_size))
+        batch = {k: v[rows].to(device) for k, v in test.items() if k in names}
+        seen = {k.removesuffix(SUFFIX): v[rows].to(device) for k, v in test.items() if is_mask_key(k)}
         generator = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + index)
         with precision:
             for cell, values in batch_cells(model, batch, config, generator).items():
-                per_point.setdefault(cell, {})[index] = values.double().cpu()
+                per_point.setdefault(cell, {})[index] = with_modalities(values, cell_modalities(model, cell), seen)
             for given in posterior_inputs(model):
-                per_point.setdefault("means/" + "+".join(given), {})[index] = model.posterior(batch, given).mean.double().cpu()
+                means = model.posterior(batch, given).mean
+                per_point.setdefault("means/" + "+".join(given), {})[index] = with_modalities(means, given, seen)
 
     merged: dict[str, dict[int, Tensor]] = {}
     for shard in distributed.gather_objects(per_point, world):
@@ -226,7 +234,8 @@ def evaluate(
     cells = {cell: torch.cat([values[i] for i in sorted(values)]) for cell, values in merged.items()}
     active = {cell.removeprefix("means/"): int((cells.pop(cell).var(dim=0) > ACTIVE_UNIT_THRESHOLD).sum())
               for cell in [c for c in cells if c.startswith("means/")]}
-    stats = {cell: mean_and_sem(values) for cell, values in cells.items()}
+    stats = {cell: mean_and_sem(values) for cell, values in cells.items() if len(values)}
+    masked = any(is_mask_key(k) for k in test)
 
     def mean(cell: str) -> float | None:
         return stats[cell][0] if cell in stats else None
@@ -255,7 +264,28 @@ def evaluate(
         n_prior_check=prior_check,
         active_units=active,
         eval_seconds=round(time.perf_counter() - started, 2),
+        n_per_cell={cell: len(values) for cell, values in cells.items()} if masked else None,
     )
+
+
+def cell_modalities(model: MultimodalModel, cell: str) -> tuple[str, ...]:
+    """The modalities a cell reads (its target and its proposal's inputs): log p(w) reads w,
+    x: single reads x, every other cell reads x and w."""
+    keys = TableKeys.of_model(model)
+    if cell in ("log p(w)", "check/log p(w)"):
+        return keys.ws
+    if cell == "x/single":
+        return (keys.x,)
+    return model.config.names
+
+
+def with_modalities(values: Tensor, names: Sequence[str], seen: dict[str, Tensor]) -> Tensor:
+    """The per-point ``values`` (float64, on the CPU) of the data that have every modality in
+    ``names`` (all of them when the test data has no masks, ``jmvae.masks``)."""
+    masks = [seen[name] for name in names if name in seen]
+    if masks:
+        values = values[torch.stack(masks).all(0)]
+    return values.double().cpu()
 
 
 def batch_cells(model: MultimodalModel, batch: dict[str, Tensor], config: EvalConfig,

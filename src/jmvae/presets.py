@@ -8,8 +8,10 @@ One place for them, so that ``jmvae train`` and the Python API give the same run
 is what ``jmvae train --data mnist --out runs/x`` trains. MNIST (Table 1, the authors' code):
 z 64, 512 hidden units, Adam 1e-3, 100 epochs, no warm-up, k = 1000 and N_w = 5000. CelebA
 (Table 2): the convolutional model of ``paper_model_config``, Adam 1e-4 with beta1 0.5, 20
-epochs of KL warm-up, k = 10 and N_w = 10 (with the x|w cells also at N_w = 1000). A data set
-without a recipe of its own (a user's) takes MNIST's.
+epochs of KL warm-up, k = 10 and N_w = 10 (with the x|w cells also at N_w = 1000). A user's data
+folder (``jmvae.data.folder``) takes ``FOLDER``'s generic recipe whatever its name
+(``recipe_name``): MNIST's MLP sizes and optimisation, the model's modalities from its spec; so
+does any other data set without a recipe of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jmvae.config import AdversarialConfig, EvalConfig, Modality, ModelConfig, TrainConfig, model_kind
+from jmvae.data.paired import DataInfo
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,20 @@ RECIPES: dict[str, Recipe] = {
                      k=10, n_prior=10, n_prior_check=1000, convolutional=True),
 }
 
+FOLDER = "folder"
+"""The recipe of a user's data folder: the generic one (MNIST's settings; the spec's modalities)."""
+RECIPES[FOLDER] = Recipe()
+
 
 def recipe(dataset: str) -> Recipe:
     """The recipe of ``dataset`` (MNIST's for a data set without one)."""
     return RECIPES.get(dataset, RECIPES["mnist"])
+
+
+def recipe_name(data: DataInfo) -> str:
+    """The recipe that data (a ``DataInfo``) is trained and evaluated with: ``FOLDER`` for a data
+    folder (its spec may call it anything, "celeba" included), else the data set's name."""
+    return FOLDER if data.folder is not None else data.name
 
 
 def model_config(dataset: str, model: str, modalities: Sequence[Modality], alpha: float | None = None,

@@ -1,4 +1,5 @@
-"""What several commands share: run folders that are writable and left clean, data parallelism."""
+"""What several commands share: run folders that are writable and left clean, data parallelism,
+``--tensorboard``'s folder."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ def start_distributed(args: argparse.Namespace):
         raise JMVAEError("--distributed needs a torchrun launch, e.g. torchrun --nproc-per-node 2 -m jmvae train ...")
     world, args.device = distributed.setup(args.device)
     return world
+
+
+def tensorboard_dir(flag: str | bool | None, run_dir: Path) -> Path | None:
+    """``--tensorboard [DIR]``'s folder: DIR, or RUN_DIR/tensorboard; None without the flag."""
+    if not flag:
+        return None
+    return run_dir / "tensorboard" if flag is True else Path(flag)
 
 
 def check_writable(folder: Path) -> None:

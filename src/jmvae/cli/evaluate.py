@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import math
 import warnings
+from pathlib import Path
 
 
 from jmvae import presets
 from jmvae.config import EvalConfig, ModelConfig
 from jmvae.data import load_dataset
 
-from jmvae.cli.common import start_distributed
+from jmvae.cli.common import start_distributed, tensorboard_dir
 from jmvae.evaluation import Evaluation
 
 
@@ -27,23 +28,48 @@ def eval_config(args: argparse.Namespace, dataset: str = "mnist") -> EvalConfig:
 def command_evaluate(args: argparse.Namespace) -> int:
     from jmvae.evaluation import evaluate
     from jmvae.runs import load_run
+    from jmvae.training.sinks import require_tensorboard, write_scalars
 
+    board = tensorboard_dir(args.tensorboard, Path(args.run_dir))
+    if board is not None:
+        require_tensorboard()  # before the evaluation's minutes: a missing package is one line
     world = start_distributed(args)
     loaded = load_run(args.run_dir, args.device)
     model, run, state = loaded.model, loaded.config, loaded.state
     data = load_dataset(run.data.name, args.data_dir, **run.data.options)
-    config = eval_config(args, run.data.name)
+    config = eval_config(args, presets.recipe_name(run.data))
     with warnings.catch_warnings():
         if min(config.limit or math.inf, len(next(iter(data.test.values())))) < 2:  # active units: a variance over points
             warnings.filterwarnings("ignore", message=r"var\(\): degrees of freedom")
         result = evaluate(model, data.test, config, progress=not args.no_progress, name=loaded.display_name)
     if not world.is_main:
         return 0
+    if board is not None:
+        write_scalars(board, evaluation_scalars(result), state["step"])
     if args.json:
         print(result.to_json())
     else:
         print("\n".join(evaluation_lines(result, model.config, state["epoch"])))
     return 0
+
+
+def evaluation_scalars(result: Evaluation) -> dict[str, float]:
+    """``evaluate --tensorboard``'s scalars: the ``--json`` object's cells, under ``eval/`` and the
+    path of their keys (``eval/log_likelihood/image|label/multiple``, ``eval/accuracy/label|image``,
+    ``eval/log_p_w``, ``eval/n_prior_check/...``); cells without a value are left out."""
+    found: dict[str, float] = {}
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}/{key}", inner)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            found[prefix] = float(value)
+
+    table = result.to_dict()
+    for part in ("log_likelihood", "accuracy", "log_p_w", "n_prior_check"):
+        walk(f"eval/{part}", table[part])
+    return found
 
 
 def evaluation_lines(result: Evaluation, config: ModelConfig, epochs: int) -> list[str]:

@@ -61,6 +61,7 @@ def reproduce_table(args: argparse.Namespace, out: Path) -> int:
         train=dataclasses.replace(training, seed=args.seeds[0]) if args.seeds else training,
         seeds=args.seeds or (),
         jobs=args.jobs,
+        group=args.group,
         evaluation=eval_config(args),
         latent_dim=args.latent_dim or 64,
         hidden_dim=args.hidden_dim or 512,

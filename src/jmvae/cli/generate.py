@@ -8,6 +8,7 @@ import sys
 
 import torch
 
+from jmvae.data import DataInfo
 from jmvae.errors import JMVAEError
 
 
@@ -21,7 +22,7 @@ def command_sample(args: argparse.Namespace) -> int:
     loaded = load_run(args.run_dir, args.device)
     model, run = loaded.model, loaded.config
     x = run.model.modalities[0]
-    vocabulary = Vocabulary.of_run(run.model, run.data, class_names(run.data.name))
+    vocabulary = Vocabulary.of_run(run.model, run.data, class_names(run.data))
     given = vocabulary.tensors(vocabulary.parse_all(args.given, "--given"))
     if not given and model.conditions:
         raise JMVAEError(f"{run.display_name} generates {x.name} only given {', '.join(model.conditions)}; "
@@ -35,10 +36,15 @@ def command_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def class_names(dataset: str) -> tuple[str, ...] | None:
+def class_names(data: DataInfo) -> tuple[str, ...] | None:
+    """The names of a run's classes (``data``: its ``DataInfo``) where its data set has them:
+    Fashion-MNIST's, or a data folder's first categorical modality's (its ``jmvae.json``)."""
+    from jmvae.data.folder import read_spec
     from jmvae.data.mnist import FASHION_MNIST
 
-    return FASHION_MNIST.classes if dataset == "fashion-mnist" else None
+    if data.folder is not None:
+        return read_spec(data.folder).classes or None
+    return FASHION_MNIST.classes if data.name == "fashion-mnist" else None
 
 
 def command_predict(args: argparse.Namespace) -> int:
@@ -49,7 +55,7 @@ def command_predict(args: argparse.Namespace) -> int:
 
     loaded = load_run(args.run_dir, args.device)
     model, run = loaded.model, loaded.config
-    names = Vocabulary.of_run(run.model, run.data, class_names(run.data.name)).names(other_modality(model))
+    names = Vocabulary.of_run(run.model, run.data, class_names(run.data)).names(other_modality(model))
     image, notes = load_image(args.image, run.model.modalities[0], run.data)
     prediction = predict_w_from_image(model, image.to(args.device), names)
     order = prediction.probabilities.argsort(descending=True).tolist()[: args.top]
@@ -77,7 +83,7 @@ def command_edit(args: argparse.Namespace) -> int:
     loaded = load_run(args.run_dir, args.device)
     model, run = loaded.model, loaded.config
     w, x = other_modality(model), run.model.modalities[0]
-    vocabulary = Vocabulary.of_run(run.model, run.data, class_names(run.data.name))
+    vocabulary = Vocabulary.of_run(run.model, run.data, class_names(run.data))
     edits = [vocabulary.parse(text, "--set")[w] for text in args.changes]
     image, notes = load_image(args.image, x, run.data)
     _, reconstruction, edited = edit_image(model, image.to(args.device), edits, vocabulary.names(w), args.method)

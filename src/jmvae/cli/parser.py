@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -70,6 +71,26 @@ def seed_list(text: str) -> tuple[int, ...]:
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"{text!r} repeats a seed")
     return seeds
+
+
+def data_argument(text: str) -> str:
+    """``train --data``: a data set's name, or a folder (its absolute path; its ``jmvae.json`` is
+    checked when the data are loaded, so a folder's problems get the loader's one-line message)."""
+    if text in DATASETS:
+        return text
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    raise argparse.ArgumentTypeError(f"{text!r} is neither a data set ({', '.join(DATASETS)}) nor a folder; a folder of "
+                                     f"your own data holds a jmvae.json (docs/data-folder.md)")
+
+
+def alpha_list(text: str) -> tuple[float, ...]:
+    """``--alpha``: one value >= 0, or a comma-separated list of distinct ones (a group of runs)."""
+    values = tuple(non_negative_float(part) for part in text.split(","))
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"{text!r} repeats a value")
+    return values
 
 
 def number(text: str) -> float:
@@ -166,6 +187,11 @@ def add_evaluation(p: argparse.ArgumentParser) -> None:
                    help="bf16: matrix products in bfloat16 (faster on CPUs with AMX or avx512_bf16 and on GPUs; docs/benchmarks.md)")
 
 
+def add_tensorboard(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--tensorboard", nargs="?", const=True, default=None, metavar="DIR",
+                   help=f"{what} (default DIR: RUN_DIR/tensorboard; needs pip install 'jmvae[tensorboard]')")
+
+
 TRAIN_MODELS = MODEL_KINDS + tuple(GAN_MODELS)
 
 
@@ -177,13 +203,24 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model; checkpoints and metrics go to --out")
     t.set_defaults(command_parser=t)
-    t.add_argument("--data", choices=DATASETS, default="digits", help="data set (digits: scikit-learn's 8x8 digits, no download)")
+    t.add_argument("--data", type=data_argument, default="digits",
+                   help=f"data set ({', '.join(DATASETS)}; digits: scikit-learn's 8x8 digits, no download), or a folder "
+                        "of your own data holding a jmvae.json (docs/data-folder.md)")
     t.add_argument("--model", choices=TRAIN_MODELS, default="jmvae-kl",
                    help="the *-gan variants add a discriminator on the image (jmvae-gan: JMVAE-kl with one)")
-    t.add_argument("--alpha", type=non_negative_float, help="JMVAE-kl weight of the unimodal KL terms (default 0.1)")
+    t.add_argument("--alpha", type=alpha_list, help="JMVAE-kl weight of the unimodal KL terms (default 0.1); a "
+                   "comma-separated list (e.g. 0.01,0.1,1) trains one model per value together")
+    t.add_argument("--seeds", type=seed_list, help="train one model per seed together (e.g. 0,1,2; with a list of "
+                   "--alpha values, one per pair), each in its own run folder under --out (instead of --seed)")
     t.add_argument("--attributes", choices=("bernoulli", "tanh-gaussian"),
                    help="CelebA's attribute likelihood: bernoulli (0/1, the default) or tanh-gaussian "
                         "(the paper's: -1/1 values, tanh mean, unit variance; docs/bounds.md)")
+    t.add_argument("--labelled", type=positive_int, metavar="N",
+                   help="semi-supervised: keep the labels of N training images (balanced per class, a multiple of the "
+                        "classes), the others unlabelled; JMVAE learns from both (docs/partial-data.md)")
+    t.add_argument("--labelled-seed", type=int, default=0, help="seed of the choice of --labelled images (default 0)")
+    t.add_argument("--labelled-only", action="store_true",
+                   help="with --labelled: train on the labelled images only (the fully paired subset)")
     t.add_argument("--gan-weight", type=non_negative_float,
                    help="GAN variants: weight of the decoder's generator loss (default 1, the paper's)")
     t.add_argument("--gan-real-label", type=float,
@@ -194,6 +231,7 @@ def parser() -> argparse.ArgumentParser:
                         + ", ".join(f"--{d.replace('_', '-')}" for d in RESUME_MAY_CHANGE) + " may change); "
                         "a run folder with no checkpoint yet starts from its saved settings")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    add_tensorboard(t, "also log every term metrics.jsonl records, at the same steps, as TensorBoard scalars in DIR")
     add_training(t)
     add_common(t)
     add_distributed(t)
@@ -201,6 +239,7 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="test log-likelihoods and accuracy of a trained run")
     e.add_argument("run_dir", help="run folder (the --out of jmvae train)")
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_tensorboard(e, "also write the evaluation's cells as TensorBoard scalars (eval/...) at the run's last step in DIR")
     add_evaluation(e)
     add_common(e)
     add_distributed(e)
@@ -273,8 +312,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="folder for table1.md and table1.json")
     r.add_argument("--runs", help="folder for the models' run folders (default: OUT/runs)")
     r.add_argument("--models", help="comma-separated subset of rows, e.g. 'vae,jmvae-kl(alpha=0.01)' (default: all)")
-    r.add_argument("--jobs", type=positive_int, default=1, help="train this many models side by side in worker "
-                   "processes, each with --threads threads (without --threads: the free cores shared out among them)")
+    r.add_argument("--jobs", type=positive_int, default=1, help="train this many models (or groups of them) side by "
+                   "side in worker processes, each with --threads threads (without --threads: the free cores shared "
+                   "out among them)")
+    r.add_argument("--group", action=argparse.BooleanOptionalAction, default=True,
+                   help="train the rows that share an architecture (every jmvae-kl alpha, each other model's seeds) "
+                   "together, one group each (default); --no-group trains every (row, seed) alone")
     r.add_argument("--seeds", type=seed_list, help="train every row once per seed, e.g. 0,1,2: cells are the mean "
                    "and standard deviation over seeds (instead of --seed)")
     add_training(r)

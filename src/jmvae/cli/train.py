@@ -16,14 +16,14 @@ from jmvae.config import GAN_MODELS, AdversarialConfig, ModelConfig, TrainConfig
 from jmvae.data import load_dataset
 from jmvae.errors import CheckpointError, JMVAEError
 
-from jmvae.cli.common import check_writable, remove_if_empty, start_distributed
+from jmvae.cli.common import check_writable, remove_if_empty, start_distributed, tensorboard_dir
 
 
 RESUME_MAY_CHANGE = ("epochs", "max_steps", "device", "threads", "compile")
 """The ``train`` settings ``--resume`` honours: how far to train and where; the rest is the run's."""
 
 NOT_SETTINGS = frozenset({"out", "resume", "overwrite", "data_dir", "no_progress", "distributed", "debug",
-                          "command", "command_parser"})
+                          "command", "command_parser", "tensorboard"})
 """``train`` flags that are not settings of the run (where its data and files are, what to show)."""
 
 
@@ -48,11 +48,13 @@ def model_name(run: Any) -> str:
 def saved_settings(run: Any) -> dict[str, Any]:
     """The value each ``train`` flag stands for in a saved run (a ``RunConfig``)."""
     m, t, game = run.model, run.train, run.adversarial
-    return {"data": run.data.name, "model": model_name(run), "alpha": m.alpha,
+    return {"data": run.data.folder or run.data.name, "model": model_name(run), "alpha": m.alpha, "seeds": (t.seed,),
             "gan_weight": game.weight if game else None, "gan_real_label": game.real_label if game else None, "lr": t.lr, "batch_size": t.batch_size, "warmup": t.warmup_epochs,
             "warmup_all_kl": t.warmup_all_kl, "clip": t.clip_grad_norm or 0.0, "seed": t.seed,
             "latent_dim": m.latent_dim, "hidden_dim": m.hidden_dim, "train_precision": t.precision,
-            "attributes": run.data.options.get("attributes")}
+            "attributes": run.data.options.get("attributes"), "labelled": run.data.options.get("labelled"),
+            "labelled_seed": run.data.options.get("labelled_seed", 0),
+            "labelled_only": run.data.options.get("labelled_only", False)}
 
 
 def check_resume_flags(args: argparse.Namespace, run: Any, out: Path) -> None:
@@ -94,12 +96,28 @@ def new_run(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, Any, Ad
         raise JMVAEError(f"--gan-real-label {args.gan_real_label}: must be in (0.5, 1]; 0.9 is the usual smoothing")
     if args.attributes and args.data != "celeba":
         raise JMVAEError(f"--attributes applies to --data celeba only, not {args.data}")
-    celeba_options = {"progress": not args.no_progress, "attributes": args.attributes or "bernoulli"}
-    data = load_dataset(args.data, args.data_dir, **(celeba_options if args.data == "celeba" else {}))
-    model_config, game = presets.model_config(args.data, args.model, data.modalities, args.alpha, args.latent_dim,
+    data = load_dataset(args.data, args.data_dir, **data_options(args))
+    recipe = presets.recipe_name(data.run_info())  # a data folder's: the generic one
+    model_config, game = presets.model_config(recipe, args.model, data.modalities, args.alpha, args.latent_dim,
                                               args.hidden_dim, args.gan_weight, args.gan_real_label)
-    config = train_config(args, args.data)
+    config = train_config(args, recipe)
     return model_config, config, data, game
+
+
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The loader options the flags stand for: CelebA's, or a semi-supervised split's (``--labelled``)."""
+    if args.data == "celeba":
+        if args.labelled:
+            raise JMVAEError("--labelled applies to data sets with class labels (digits, mnist, fashion-mnist), not celeba")
+        return {"progress": not args.no_progress, "attributes": args.attributes or "bernoulli"}
+    if (args.labelled_only or args.labelled_seed) and not args.labelled:
+        raise JMVAEError("--labelled-only and --labelled-seed apply with --labelled N only")
+    if not args.labelled:
+        return {}
+    options: dict[str, Any] = {"labelled": args.labelled, "labelled_seed": args.labelled_seed}
+    if args.labelled_only:
+        options["labelled_only"] = True
+    return options
 
 
 def resumed_run(args: argparse.Namespace, out: Path) -> tuple[ModelConfig, TrainConfig, Any, AdversarialConfig | None]:
@@ -124,11 +142,29 @@ def resumed_run(args: argparse.Namespace, out: Path) -> tuple[ModelConfig, Train
     return run.model, config, data, run.adversarial
 
 
+def members_of(args: argparse.Namespace) -> tuple[tuple[int, ...], tuple[float | None, ...]]:
+    """The seeds and alphas whose cross product ``train`` trains (``--seeds``, a list of ``--alpha``);
+    ``args.seed`` and ``args.alpha`` become the first of each (one of each: a single run)."""
+    if args.seeds is not None and "seed" in given_options(args):
+        raise JMVAEError("--seed and --seeds: give one (--seeds 3 is --seed 3)")
+    seeds, alphas = args.seeds or (args.seed,), args.alpha or (None,)
+    args.seed, args.alpha = seeds[0], alphas[0]
+    return seeds, alphas
+
+
 def command_train(args: argparse.Namespace) -> int:
     from jmvae import distributed
     from jmvae.training import train
+    from jmvae.training.group import GROUP_RECORD
 
     out = run_folder_of(args)
+    seeds, alphas = members_of(args)
+    if len(seeds) * len(alphas) > 1 or (args.resume and (out / GROUP_RECORD).exists()):
+        if args.tensorboard:
+            raise JMVAEError("--tensorboard logs one run; train the members one at a time to log them, or read "
+                             "each member's metrics.jsonl")
+        return command_train_group(args, out, seeds, alphas)
+    sinks = tensorboard_sinks(args.tensorboard, out)  # before anything is written: a missing package is one line
     world = start_distributed(args)
     if args.resume and args.overwrite:
         raise JMVAEError("--resume and --overwrite contradict each other; choose one")
@@ -142,7 +178,7 @@ def command_train(args: argparse.Namespace) -> int:
         model_config, config, data, game = resumed_run(args, out) if args.resume else new_run(args)
         distributed.barrier(world)  # every rank has checked the folder before rank 0 writes to it
         result = train(model_config, config, data, out, resume=args.resume, overwrite=args.overwrite,
-                       progress=not args.no_progress, data_info=data.run_info(), adversarial=game)
+                       progress=not args.no_progress, data_info=data.run_info(), adversarial=game, sinks=sinks)
     except BaseException:
         if created and world.is_main:
             remove_if_empty(out)  # train() took back what it wrote; a bad flag or data leaves no empty folder
@@ -158,6 +194,68 @@ def command_train(args: argparse.Namespace) -> int:
           + (f"last epoch's loss {last['loss']:.3f}" if last else "no full epoch yet")
           + f"; run folder {out}", file=sys.stderr)
     return 130 if result.interrupted else 0
+
+
+def tensorboard_sinks(flag: str | bool | None, run_dir: Path) -> list[Any]:
+    """``train --tensorboard``'s sink (``jmvae.training.sinks``; tensorboard loads only then)."""
+    folder = tensorboard_dir(flag, run_dir)
+    if folder is None:
+        return []
+    from jmvae.training.sinks import TensorBoardSink
+
+    return [TensorBoardSink(folder)]
+
+
+def command_train_group(args: argparse.Namespace, out: Path, seeds: tuple[int, ...],
+                        alphas: tuple[float | None, ...]) -> int:
+    """``jmvae train`` of several models together (``jmvae.training.group``): one run folder per
+    (alpha, seed) under ``out``, named by ``member_name``; ``--resume OUT`` continues the group."""
+    from jmvae.checkpoint import read_json
+    from jmvae.training.group import GROUP_RECORD, train_group
+
+    if start_distributed(args).enabled:
+        raise JMVAEError("several models together (--seeds, a list of --alpha) train in one process; "
+                         "launch them without torchrun")
+    if args.resume and args.overwrite:
+        raise JMVAEError("--resume and --overwrite contradict each other; choose one")
+    record = out / GROUP_RECORD
+    if record.exists() and not (args.resume or args.overwrite):
+        raise CheckpointError(f"{out} already holds a group of runs; pass --resume to continue it, --overwrite to "
+                              "replace it, or another --out")
+    if len(alphas) > 1 and model_kind(args.model)[0] != "jmvae-kl":
+        raise JMVAEError(f"--alpha applies to --model jmvae-kl only, not {args.model}")
+    created = not out.exists()
+    try:
+        check_writable(out)
+        if args.resume:
+            members = read_json(record)["members"]
+            pairs = [(m["alpha"], m["seed"]) for m in members]
+            model_config, config, data, game = resumed_run(args, out / members[0]["name"])
+        else:
+            model_config, config, data, game = new_run(args)
+            pairs = [(model_config.alpha if a is None else a, s) for a in alphas for s in seeds]
+        if game is not None:
+            raise JMVAEError(f"--model {args.model}: the GAN variants train one at a time, not with --seeds or a "
+                             "list of --alpha")
+        result = train_group(model_config, config, data, out, pairs, resume=args.resume, overwrite=args.overwrite,
+                             progress=not args.no_progress, data_info=data.run_info())
+    except BaseException:
+        if created:
+            remove_if_empty(out)
+        raise
+    for member in result.members:
+        last = member.history[-1] if member.history else {}
+        status = member.diverged or (("stopped (checkpoint saved; --resume continues)" if result.interrupted else "trained")
+                                     + f" {member.run.model.display_name} seed {member.run.train.seed}: epoch "
+                                     f"{result.epoch}, step {result.step}, "
+                                     + (f"last epoch's loss {last['loss']:.3f}" if last else "no full epoch yet"))
+        print(f"{status}; run folder {out / member.name}", file=sys.stderr)
+    threads = torch.get_num_threads()
+    print(f"{len(result.members)} models of {data.name} together: {result.seconds:.1f} s on {threads} "
+          f"thread{'s' * (threads > 1)}", file=sys.stderr)
+    if result.interrupted:
+        return 130
+    return 1 if any(m.diverged for m in result.members) else 0
 
 
 def run_folder_of(args: argparse.Namespace) -> Path:

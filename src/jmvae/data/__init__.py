@@ -1,6 +1,7 @@
 """The data layer: paired data sets as tensors ready for training.
 
 - ``registry``: ``DATASETS`` and ``load_dataset(name, data_dir, ...)`` -> ``PairedData``;
+- ``folder``: a user's own data, a folder with a ``jmvae.json`` (docs/data-folder.md);
 - ``folders``: the data folder (``data_dir``, else ``$JMVAE_DATA``, else ``~/.cache/jmvae``);
 - ``paired``: ``PairedData``, the train and test tensors of each modality;
 - ``transforms``: binarisation (Bernoulli images) and standardisation (Gaussian images);

@@ -15,6 +15,7 @@ from torch import Tensor
 from jmvae.config import Modality
 from jmvae.errors import DataError
 from jmvae.likelihoods import check_batch_value
+from jmvae.masks import SUFFIX, is_mask_key, observed_matrix
 
 
 def check_paired(modalities: Sequence[Modality], tensors: Mapping[str, Tensor], where: str) -> None:
@@ -27,6 +28,7 @@ def check_paired(modalities: Sequence[Modality], tensors: Mapping[str, Tensor], 
         raise DataError(f"{where}: modalities have different numbers of examples {counts}; they must be paired")
     if not next(iter(counts.values())):
         raise DataError(f"{where}: no examples")
+    check_masks(modalities, tensors, next(iter(counts.values())), where)
     for m in modalities:
         value = tensors[m.name]
         if not isinstance(value, torch.Tensor):
@@ -53,3 +55,24 @@ def check_paired(modalities: Sequence[Modality], tensors: Mapping[str, Tensor], 
                 )
         elif m.likelihood != "categorical":
             raise DataError(f"{where}: modality {m.name!r} ({m.likelihood}) must be floating point, got {value.dtype}")
+
+
+def check_masks(modalities: Sequence[Modality], tensors: Mapping[str, Tensor], n: int, where: str) -> None:
+    """Masks of partially paired data (``jmvae.masks``): each names a modality, is bool (n,), and
+    every datum has at least one modality."""
+    names = {m.name for m in modalities}
+    masks = {key: value for key, value in tensors.items() if is_mask_key(key)}
+    for key, mask in masks.items():
+        name = key.removesuffix(SUFFIX)
+        if name not in names:
+            raise DataError(f"{where}: a mask {key!r} for no modality (the modalities: {sorted(names)})")
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (n,):
+            raise DataError(f"{where}: mask {key!r} must be a bool tensor of shape ({n},), "
+                            f"got {getattr(mask, 'dtype', type(mask))} {tuple(getattr(mask, 'shape', ()))}")
+    if masks:
+        seen = observed_matrix(tensors, [m.name for m in modalities], n)
+        empty = (~seen.any(1)).nonzero()
+        if len(empty):
+            raise DataError(f"{where}: example {int(empty[0])} has no modality at all "
+                            f"({len(empty)} such); drop them or give them a value")
+

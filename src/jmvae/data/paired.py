@@ -16,6 +16,9 @@ from torch import Tensor
 from jmvae.config import Modality
 from jmvae.data.transforms import Standardization
 
+FOLDER_OPTION = "folder"
+"""The loader option that names a data folder (``jmvae.data.folder``): its absolute path."""
+
 
 @dataclass
 class PairedData:
@@ -28,6 +31,9 @@ class PairedData:
     CelebA: ``image`` float32 (N, 3, 64, 64), standardised; ``attributes`` float32 (N, 40) in
     {0, 1} (or {-1, 1}); ``classes`` is empty. A large image set is a ``StandardizedImages``
     (indexable like a tensor, decoded per batch from a memory-mapped cache) instead of a tensor.
+
+    A data folder (``jmvae.data.folder``): the modalities its ``jmvae.json`` declares, with masks
+    beside the values where some are missing (``jmvae.masks``), ``options`` {"folder": its path}.
 
     ``feature_names[m]``: names of the elements of a flat modality m (CelebA: the 40 attribute
     names for ``attributes``). ``standardization[m]``: how an image modality's pixels were
@@ -84,6 +90,11 @@ class DataInfo:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "feature_names", {k: tuple(v) for k, v in self.feature_names.items()})
+
+    @property
+    def folder(self) -> str | None:
+        """The data folder (absolute path) of data read from one (``jmvae.data.folder``), else None."""
+        return self.options.get(FOLDER_OPTION)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON: ``{"name": ...}``, plus ``options``, ``feature_names``, ``standardization`` where present."""

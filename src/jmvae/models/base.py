@@ -24,7 +24,9 @@ from torch.distributions import Distribution, Independent, Normal
 
 from jmvae import likelihoods
 from jmvae.config import ModelConfig
+from jmvae.masks import has_masks
 from jmvae.objectives import LossTerms, negative_elbo
+from jmvae.partial import complete_rows_bound
 
 Batch = Mapping[str, Tensor]
 
@@ -95,7 +97,10 @@ class MultimodalModel(nn.Module):
     def bound(self, batch: Batch, kl_weight: float = 1.0, alpha_weight: float = 1.0,
               noise: Tensor | None = None) -> tuple[LossTerms, Distribution]:
         """The negative training bound (the ELBO for the baselines and JMVAE-zero) and the posterior
-        q(z | inputs) whose sample z = mean + std * ``noise`` it was estimated at (``negative_elbo``)."""
+        q(z | inputs) whose sample z = mean + std * ``noise`` it was estimated at (``negative_elbo``).
+        With masks (partially paired data), over the data that have every modality it reads."""
+        if has_masks(batch):
+            return complete_rows_bound(self, batch, kl_weight, noise)
         return negative_elbo(self, batch, kl_weight, noise)
 
     def loss(self, batch: Batch, kl_weight: float = 1.0, alpha_weight: float = 1.0, noise: Tensor | None = None) -> LossTerms:

@@ -28,7 +28,9 @@ from torch.distributions import Distribution, Independent, Normal
 from jmvae.config import ModelConfig
 from jmvae.models.base import Batch, MultimodalModel
 from jmvae.networks import JointEncoder, modality_decoder, modality_encoder
+from jmvae.masks import has_masks
 from jmvae.objectives import LossTerms, negative_elbo, unimodal_kl
+from jmvae.partial import masked_jmvae_bound
 from jmvae.subsets import subset_posterior
 
 
@@ -64,7 +66,10 @@ class JMVAE(MultimodalModel):
     def bound(self, batch: Batch, kl_weight: float = 1.0, alpha_weight: float = 1.0,
               noise: torch.Tensor | None = None) -> tuple[LossTerms, Distribution]:
         """The joint bound L_JM (Eq. 3), and for JMVAE-kl minus alpha * sum_m KL(q(z|x,w) || q(z|x_m))
-        (Eq. 4); with the joint posterior its sample was drawn from."""
+        (Eq. 4); with the joint posterior its sample was drawn from. A batch with masks (partially
+        paired data) gets each datum's bound of the modalities it has (``jmvae.partial``)."""
+        if has_masks(batch):
+            return masked_jmvae_bound(self, batch, kl_weight, alpha_weight, noise)
         names = self.config.names
         inputs = self.encoder_inputs(batch, names)  # checked and one-hot encoded once for all encoders
         terms, joint = negative_elbo(self, batch, kl_weight, noise, self._posterior_of_inputs(inputs, names))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +29,14 @@ from jmvae import distributed
 from jmvae.config import AdversarialConfig, ModelConfig, TrainConfig
 from jmvae.data import DataInfo, PairedData
 from jmvae.data.checks import check_paired
+from jmvae.masks import observed_key
 from jmvae.errors import CheckpointError, JMVAEError
 from jmvae.models import MultimodalModel, build_model
 from jmvae.objectives import kl_weight
 from jmvae.training.batches import Batches
 from jmvae.training.optim import DIVERGENCE_CHECK_EVERY, DivergenceError, DivergenceWatch, make_optimizer
 from jmvae.training.signals import StopFlag
+from jmvae.training.sinks import MetricsFile, Sink
 from jmvae.training.state import Progress, RunFolder
 from jmvae.training.step import ELBOStep, Step
 
@@ -90,6 +92,7 @@ def train(
     on_step: Callable[[int], None] | None = None,
     overwrite: bool = False,
     adversarial: AdversarialConfig | None = None,
+    sinks: Sequence[Sink] = (),
 ) -> TrainResult:
     """Train a model from ``model_config`` on ``data.train``; checkpoint into ``run_dir`` each epoch.
 
@@ -100,16 +103,18 @@ def train(
     that fails before its first checkpoint (diverged at step 1, say) takes back the files it wrote,
     so a retry in the same folder is not refused and nothing that was saved is lost.
     ``on_step(step)`` is called after every optimisation step (``jmvae bench`` times with it).
+    ``sinks`` also receive each epoch's record, beside ``metrics.jsonl`` (``training.sinks``: a
+    ``TensorBoardSink``, say), on the main rank; they are closed when training stops.
     """
     run_path = Path(run_dir) if run_dir is not None else None
     run = ckpt.RunConfig(model_config, train_config, data_info or DataInfo(data.name), adversarial)
     if run_path is None:
-        return Training(run, data, None, progress, on_step).run(False, False)
+        return Training(run, data, None, progress, on_step, sinks).run(False, False)
     check_run_folder(run_path, resume, overwrite)
     created = not run_path.exists()
     fresh = not resume or ckpt.latest_checkpoint(run_path) is None
     try:
-        return Training(run, data, run_path, progress, on_step).run(resume, overwrite)
+        return Training(run, data, run_path, progress, on_step, sinks).run(resume, overwrite)
     except BaseException:
         if fresh and distributed.current().is_main and ckpt.latest_checkpoint(run_path) is None:
             ckpt.remove_unstarted_run(run_path, created)
@@ -120,7 +125,7 @@ class Training:
     """One training run: its model, step, optimiser, batches and folder, and the loop over them."""
 
     def __init__(self, run: ckpt.RunConfig, data: PairedData, run_path: Path | None, progress: bool,
-                 on_step: Callable[[int], None] | None) -> None:
+                 on_step: Callable[[int], None] | None, sinks: Sequence[Sink] = ()) -> None:
         model_config, config = run.model, run.train
         check_paired(model_config.modalities, data.train, f"{data.name} training data")
         self.world, device_name = distributed.setup(config.device)
@@ -135,10 +140,13 @@ class Training:
             module.to(self.device)
         self.optimizer = make_optimizer(self.step.parameter_groups(), config)
         self.parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
-        train = {name: data.train[name] for name in model_config.names}
+        names = model_config.names + tuple(observed_key(n) for n in model_config.names if observed_key(n) in data.train)
+        train = {name: data.train[name] for name in names}  # with the masks of partially paired data
         self.batches = Batches(train, data.binarized_modalities(model_config.names), config.batch_size, config.seed,
                                model_config.latent_dim, self.step.noise_draws, self.device, self.world)
         self.folder = RunFolder(run_path, self.world, self.model, self.step, self.optimizer, self.batches, self.device)
+        own: list[Sink] = [MetricsFile(run_path / "metrics.jsonl")] if run_path is not None else []
+        self.sinks = [*own, *sinks] if self.world.is_main else []
         # bf16: autocast on every device (docs/benchmarks.md, "Does bf16 training give the same model?")
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
         self.watch = DivergenceWatch(self.optimizer, self.device, deferred=not self.world.enabled)
@@ -153,10 +161,16 @@ class Training:
                         unit="step", dynamic_ncols=True)
         interrupted = False
         self.model.train()
-        with StopFlag() as stop, self.model.labels_checked():  # check_paired checked every label
-            while progress.step < total_steps and not interrupted:
-                self.epoch(progress, total_steps, stop)
-                interrupted = stop.signal is not None
+        try:
+            for sink in self.sinks:
+                sink.start(progress.step, progress.history)
+            with StopFlag() as stop, self.model.labels_checked():  # check_paired checked every label
+                while progress.step < total_steps and not interrupted:
+                    self.epoch(progress, total_steps, stop)
+                    interrupted = stop.signal is not None
+        finally:
+            for sink in self.sinks:
+                sink.close()
         if interrupted:
             logger.warning("stopped by signal %d at step %d; checkpoint saved", stop.signal, progress.step)
         self.bar.close()
@@ -198,7 +212,8 @@ class Training:
                       **{k: float(v) / count for k, v in sums.items()}}
             if finished:
                 progress.history.append(record)
-                self.folder.log(record)
+                for sink in self.sinks:
+                    sink.log(record)
         if finished:
             progress.epoch, progress.index_in_epoch = progress.epoch + 1, 0
         self.folder.save(progress)

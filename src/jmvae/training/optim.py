@@ -70,11 +70,17 @@ class DivergenceWatch:
         if step < 0:
             return None
         loss, norm = self.values.tolist()
-        return DivergenceError(
-            f"training diverged at step {step + 1} (epoch {step // steps_per_epoch + 1}): loss {loss:.4g}, "
-            f"gradient norm {norm:.4g}; try a lower learning rate, a KL warm-up or gradient clipping.",
-            DIVERGENCE_SETTINGS,
-        )
+        return divergence_error(step, steps_per_epoch, loss, norm)
+
+
+def divergence_error(step: int, steps_per_epoch: int, loss: float, norm: float, who: str = "training") -> DivergenceError:
+    """What a divergence at (0-based) ``step`` says: step and epoch counted from 1, as the progress
+    bar and the summary count them; ``who`` diverged (a group's member names itself)."""
+    return DivergenceError(
+        f"{who} diverged at step {step + 1} (epoch {step // steps_per_epoch + 1}): loss {loss:.4g}, "
+        f"gradient norm {norm:.4g}; try a lower learning rate, a KL warm-up or gradient clipping.",
+        DIVERGENCE_SETTINGS,
+    )
 
 
 def make_optimizer(groups: list[dict[str, Any]], config: TrainConfig) -> torch.optim.Adam:

@@ -86,18 +86,30 @@ def load_trained_weights(model: MultimodalModel, step: Step, weights: dict[str, 
     ckpt.load_weights(model, own, where)
 
 
+def process_rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    """torch's global generator (and the CUDA one on a GPU): what a single run saves of them."""
+    rng = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state()
+    return rng
+
+
 class RunFolder:
-    """The run folder of one training (or none: ``path`` None trains without saving)."""
+    """The run folder of one training (or none: ``path`` None trains without saving).
+
+    ``global_rng``: what a checkpoint saves as the state of torch's global generators (default:
+    this process's now); a member of a group of runs saves its own (``jmvae.training.group``)."""
 
     def __init__(self, path: Path | None, world: World, model: MultimodalModel, step: Step,
-                 optimizer: torch.optim.Optimizer, batches: Batches, device: torch.device) -> None:
+                 optimizer: torch.optim.Optimizer, batches: Batches, device: torch.device,
+                 global_rng: dict[str, torch.Tensor] | None = None) -> None:
         self.path, self.world, self.model, self.step = path, world, model, step
-        self.optimizer, self.batches, self.device = optimizer, batches, device
+        self.optimizer, self.batches, self.device, self.global_rng = optimizer, batches, device, global_rng
 
-    def start(self, run: ckpt.RunConfig, resume: bool, overwrite: bool) -> Progress:
+    def start(self, run: ckpt.RunConfig, resume: bool, overwrite: bool, checkpoint: Path | None = None) -> Progress:
         """Clear the folder (``overwrite``), or resume its latest checkpoint (``resume``; a folder
-        with a config but no checkpoint starts afresh); write the run's config. Returns where
-        training starts."""
+        with a config but no checkpoint starts afresh; ``checkpoint``: this one instead of the
+        latest); write the run's config. Returns where training starts."""
         if self.path is None:
             return Progress()
         if overwrite:
@@ -105,7 +117,7 @@ class RunFolder:
             if self.world.is_main:
                 ckpt.clear_run(self.path)
             distributed.barrier(self.world)
-        folder = ckpt.latest_checkpoint(self.path) if resume else None
+        folder = (checkpoint or ckpt.latest_checkpoint(self.path)) if resume else None
         progress = self.resume(folder, run) if folder is not None else Progress()
         if self.world.is_main:
             ckpt.save_run_config(self.path, run)
@@ -136,20 +148,15 @@ class RunFolder:
         logger.info("resuming %s at epoch %d, step %d", self.path, meta["epoch"], step)
         return Progress(step, meta["epoch"], meta["index_in_epoch"], meta.get("seconds", 0.0), history)
 
-    def log(self, record: dict[str, Any]) -> None:
-        if self.path is not None and self.world.is_main:
-            with open(self.path / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-
-    def save(self, progress: Progress) -> None:
+    def save(self, progress: Progress, commit: bool = True) -> None:
+        """Checkpoint the run at ``progress`` (``commit`` False: see ``ckpt.save_checkpoint``)."""
         if self.path is None or not self.world.is_main:
             return
-        rng = {"torch": torch.get_rng_state(), **self.batches.rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state()
+        own = self.global_rng or process_rng_state(self.device)
+        rng = {"torch": own["torch"], **self.batches.rng_state(), **{k: v for k, v in own.items() if k != "torch"}}
         state = {"step": progress.step, "epoch": progress.epoch, "index_in_epoch": progress.index_in_epoch,
                  "seconds": progress.seconds}
-        ckpt.save_checkpoint(self.path, trained_weights(self.model, self.step), self.optimizer, state, rng)
+        ckpt.save_checkpoint(self.path, trained_weights(self.model, self.step), self.optimizer, state, rng, commit)
 
     def what_is_saved(self) -> str:
         """For the divergence message: the run folder's state once training has stopped."""

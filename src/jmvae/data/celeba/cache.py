@@ -26,6 +26,7 @@ from jmvae.data.celeba.faces import FaceDetector
 from jmvae.data.celeba.layout import IMAGE_FOLDER
 from jmvae.data.transforms import Standardization, channel_stats
 from jmvae.errors import DataError
+from jmvae.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -54,19 +55,6 @@ def writable(folder: Path) -> bool:
         return False
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a synced temporary file renamed into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
-    try:
-        with open(tmp, "xb") as f:  # created with the umask's permissions, like the .npy
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 @dataclass
 class ImageCache:
     """The decoded images of the kept attribute rows: ``pixels`` uint8 (N, 3, S, S), read-only
@@ -89,7 +77,7 @@ class ImageCache:
         standardization = channel_stats(self.pixels, rows)
         self.meta.setdefault("stats", {})[split_key] = {**standardization.to_dict(), "n": len(rows)}
         try:
-            atomic_write_bytes(self.meta_path, json.dumps(self.meta, indent=1).encode())
+            write_atomic(self.meta_path, json.dumps(self.meta, indent=1).encode())
         except OSError as exc:  # a read-only cache still works; the stats are recomputed next time
             logger.info("could not store the CelebA pixel statistics in %s (%s)", self.meta_path, exc)
         return standardization
@@ -176,13 +164,13 @@ def build_cache(path: Path, key: str, paths: list[Path], crop: str | list[int], 
         if detect:
             buffer = io.BytesIO()
             np.save(buffer, found)
-            atomic_write_bytes(path.with_name(path.stem + "-found.npy"), buffer.getvalue())
+            write_atomic(path.with_name(path.stem + "-found.npy"), buffer.getvalue())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     meta = {"version": CACHE_VERSION, "key": key, "n": n, "size": size, "crop": crop, "resampling": RESAMPLING,
             "detect": crop == "detect", "faces_found": int(found.sum()), "stats": {}}
-    atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
+    write_atomic(path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
     opened = open_cache(path, key, n, size)
     assert opened is not None
     return opened

@@ -14,6 +14,7 @@ cannot separate close rows.
 
 - ``rows``: the table's rows, their run folders, reading a stored row's cells.
 - ``reproduction``: the command's configuration; training and measuring one (row, seed).
+- ``groups``: the pairs of rows of one architecture still to train, trained together as one unit.
 - ``runner``: ``reproduce()``, in this process or a pool of worker processes.
 - ``store``: table1.json under a file lock, seeds merged; rewrites the Markdown beside it.
 - ``claims``: the paper's checkable claims and their verdicts.

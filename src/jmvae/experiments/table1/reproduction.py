@@ -62,6 +62,7 @@ class ReproduceConfig:
     figures: bool = True
     seeds: tuple[int, ...] = ()  # training seeds per row; () means train.seed alone
     jobs: int = 1  # worker processes training (row, seed) pairs side by side
+    group: bool = True  # train the pairs of rows of one architecture together (experiments.table1.groups)
 
     @property
     def training_seeds(self) -> tuple[int, ...]:
@@ -171,23 +172,36 @@ class Reproduction:
                 row = {**row, "active_units": evaluate(model, self.data.test, quick).active_units}
         return row
 
-    def run(self, name: str, seed: int, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
-        """Train (or resume) one (row, seed) to the protocol's steps, evaluate it, store its row
-        in the run folder and the table, draw its figures if it is the first seed."""
-        config, tag = self.config, self.tag(name, seed)
+    def model_config(self, name: str) -> ModelConfig:
         kind, alpha = ROW_KINDS[name]
-        model_config = ModelConfig(kind, self.data.modalities, config.latent_dim, config.hidden_dim, alpha=alpha)
+        return ModelConfig(kind, self.data.modalities, self.config.latent_dim, self.config.hidden_dim, alpha=alpha)
+
+    def trained_step(self, name: str, seed: int) -> int:
+        """The step of the (row, seed)'s latest checkpoint in its run folder (0 if none)."""
+        run_dir = self.config.run_dir(name, seed)
+        latest = ckpt.latest_checkpoint(run_dir) if run_dir.exists() else None
+        return ckpt.read_json(latest / "state.json")["step"] if latest else 0
+
+    def run(self, name: str, seed: int, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
+        """Train (or resume) one (row, seed) to the protocol's steps, then ``measure`` it."""
+        config, tag = self.config, self.tag(name, seed)
         run_dir = config.run_dir(name, seed)
         train_config = replace(config.train, seed=seed)  # its run folder was checked by reproduce()
-        latest = ckpt.latest_checkpoint(run_dir) if run_dir.exists() else None
-        done_step = ckpt.read_json(latest / "state.json")["step"] if latest else 0
+        done_step = self.trained_step(name, seed)
         if done_step < self.steps_needed:
             log(f"[{tag}] training to step {self.steps_needed} (at {done_step}) in {run_dir}")
             lines = None if progress else ProgressLines(tag, done_step, self.steps_needed, log)  # workers: no bar
-            result = train(model_config, train_config, self.data, run_dir, resume=True, progress=progress,
+            result = train(self.model_config(name), train_config, self.data, run_dir, resume=True, progress=progress,
                            data_info=DataInfo(self.data.name), on_step=lines)
             if result.interrupted:
                 raise KeyboardInterrupt
+        return self.measure(name, seed, progress, log)
+
+    def measure(self, name: str, seed: int, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
+        """Evaluate a trained (row, seed), store its row in the run folder and the table, draw its
+        figures if it is the first seed."""
+        config, tag = self.config, self.tag(name, seed)
+        run_dir = config.run_dir(name, seed)
         loaded = load_run(run_dir, config.train.device)
         model, run, state = loaded.model, loaded.config, loaded.state
         log(f"[{tag}] evaluating with k={config.evaluation.k}, N_w={config.evaluation.n_prior}")

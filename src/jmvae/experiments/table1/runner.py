@@ -1,8 +1,9 @@
 """``reproduce()``: every (row, seed) of Table 1 not yet measured, in this process or in worker processes.
 
-With several jobs, each worker process holds the ``Reproduction`` (sent once, at its start) and
-runs one (row, seed) at a time, handed over a pipe of its own; the parent hands the next pair to
-whichever worker finishes. Signals: Ctrl-C reaches the whole process group, and training catches
+The pairs still to train of rows of one architecture train together as a group (``groups``;
+``ReproduceConfig.group``). With several jobs, each worker process holds the ``Reproduction``
+(sent once, at its start) and runs one unit (a (row, seed), or a group) at a time, handed over a
+pipe of its own; the parent hands the next unit to whichever worker finishes. Signals: Ctrl-C reaches the whole process group, and training catches
 it (checkpoint, stop) through its own handler; elsewhere a worker leaves it to the parent, which
 then sends every worker SIGTERM (``Pool.stop``): a training run checkpoints and stops, an
 evaluation in progress is abandoned, an idle worker waits for its stop message.
@@ -24,6 +25,7 @@ import torch
 
 from jmvae.cores import usable_cores
 from jmvae.data import PairedData
+from jmvae.experiments.table1.groups import Group, Unit, plan, run_unit, unit_size, unit_tag
 from jmvae.experiments.table1.reproduction import Reproduction, ReproduceConfig, check_run_matches
 from jmvae.experiments.table1.rows import ROW_KINDS
 from jmvae import checkpoint as ckpt
@@ -31,7 +33,6 @@ from jmvae.experiments.table1.store import read_table, seed_rows, write_outputs
 
 STOP_GRACE_SECONDS = 120.0  # how long stopping workers may take to checkpoint before they are killed
 
-Pair = tuple[str, int]  # (row, training seed)
 
 
 def reproduce(
@@ -67,13 +68,17 @@ def reproduce(
         return ckpt.read_json(config.out / "table1.json")
     for name, seed in pending:  # a wrong run folder stops the command before anything starts
         check_run_matches(config.run_dir(name, seed), replace(config.train, seed=seed))
-    if config.jobs > 1 and len(pending) > 1:
+    units = plan(work, pending)
+    for unit in units:
+        if isinstance(unit, Group):
+            log(f"[{unit.tag}] training {unit.members()} together")
+    if config.jobs > 1 and len(units) > 1:
         if any(ROW_KINDS[name][0] != "vae" for name, _ in pending):
             work.coherence_judge(log)  # fitted once here rather than once per worker
-        run_in_workers(work, pending, config.jobs, log)
+        run_in_workers(work, units, config.jobs, log)
     else:
-        for name, seed in pending:
-            work.run(name, seed, progress, log)
+        for unit in units:
+            run_unit(work, unit, progress, log)
     return write_outputs(config.out, command)
 
 
@@ -83,34 +88,34 @@ def log_to_stderr(message: str) -> None:
 
 @dataclass
 class Worker:
-    """A worker process's state: the reproduction it runs pairs of, and whether it is running one."""
+    """A worker process's state: the reproduction it runs units of (pairs, groups), and whether it is running one."""
 
     work: Reproduction
     busy: bool = False
 
     def stop(self, signum: int, frame: Any) -> None:
-        """SIGTERM outside training: abandon the pair being run (an evaluation), as an exception that
+        """SIGTERM outside training: abandon the unit being run (an evaluation), as an exception that
         travels back to the parent like any other; an idle worker waits for its stop message."""
         if self.busy:
             raise KeyboardInterrupt
 
     def serve(self, threads: int, conn: Connection) -> None:
-        """Run the pairs that arrive on ``conn`` until None (or a closed pipe); answer each with
-        ("done", pair) or ("failed", the exception)."""
+        """Run the units that arrive on ``conn`` until None (or a closed pipe); answer each with
+        ("done", unit) or ("failed", the exception)."""
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, self.stop)
         torch.set_num_threads(threads)
         while True:
             try:
-                pair = conn.recv()
+                unit = conn.recv()
             except EOFError:
                 return
-            if pair is None:
+            if unit is None:
                 return
             self.busy = True
             try:
-                self.work.run(*pair, False, log_to_stderr)
-                reply: tuple[str, Any] = ("done", pair)
+                run_unit(self.work, unit, False, log_to_stderr)
+                reply: tuple[str, Any] = ("done", unit)
             except BaseException as exc:  # raised in the parent
                 reply = ("failed", exc)
             finally:
@@ -130,7 +135,7 @@ def serve(work: Reproduction, threads: int, conn: Connection) -> None:
 
 @dataclass
 class Pool:
-    """``jobs`` worker processes, each given one pair at a time over its own pipe."""
+    """``jobs`` worker processes, each given one unit (a pair or a group) at a time over its own pipe."""
 
     work: Reproduction
     jobs: int
@@ -148,8 +153,8 @@ class Pool:
             self.processes.append(process)
             self.pipes.append(ours)
 
-    def run(self, pending: list[Pair], log: Callable[[str], None]) -> None:
-        """Hand out ``pending`` in order, never more than one pair a worker; raise the first failure."""
+    def run(self, pending: list[Unit], log: Callable[[str], None]) -> None:
+        """Hand out ``pending`` in order, never more than one unit a worker; raise the first failure."""
         queue = list(reversed(pending))
         idle = list(range(self.jobs))
         running: dict[Connection, int] = {}
@@ -168,7 +173,7 @@ class Pool:
                 idle.append(running.pop(conn))
                 if status != "done":
                     raise payload
-                log(f"[{self.work.tag(*payload)}] done")
+                log(f"[{unit_tag(self.work, payload)}] done")
 
     def stop(self, log: Callable[[str], None]) -> None:
         """Ask every worker to stop (SIGTERM: a training run checkpoints and stops, an evaluation is
@@ -209,15 +214,17 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def run_in_workers(work: Reproduction, pending: list[Pair], jobs: int, log: Callable[[str], None]) -> None:
-    """Run the pending (row, seed) pairs in up to ``jobs`` worker processes, handing each worker
-    the next pair when it finishes one, each with ``train.threads`` threads (default: the cores
-    this process may use, shared out). The first failure, Ctrl-C or SIGTERM stops every worker
-    (``Pool.stop``) and is raised here once they have exited; no pair starts after it, and every
+def run_in_workers(work: Reproduction, pending: list[Unit], jobs: int, log: Callable[[str], None]) -> None:
+    """Run the pending units ((row, seed) pairs, groups) in up to ``jobs`` worker processes, handing
+    each worker the next unit when it finishes one, each with ``train.threads`` threads (default: the
+    cores this process may use, shared out). The first failure, Ctrl-C or SIGTERM stops every worker
+    (``Pool.stop``) and is raised here once they have exited; no unit starts after it, and every
     run keeps its last checkpoint, so the same command resumes."""
     jobs = min(jobs, len(pending))
     threads = work.config.train.threads or max(1, usable_cores() // jobs)
-    log(f"running {len(pending)} models in {jobs} worker processes, {threads} thread{'s' if threads > 1 else ''} each")
+    groups = sum(isinstance(unit, Group) for unit in pending)
+    log(f"running {sum(map(unit_size, pending))} models" + (f" ({groups} group{'s' * (groups > 1)})" if groups else "")
+        + f" in {jobs} worker processes, {threads} thread{'s' if threads > 1 else ''} each")
     previous = signal.signal(signal.SIGTERM, _interrupt)
     pool = Pool(work, jobs, threads)
     try:
