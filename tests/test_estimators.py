@@ -155,7 +155,7 @@ from torch.distributions import Laplace, LogNormal, StudentT  # noqa: E402
 
 from jmvae.distributions import draw  # noqa: E402
 from jmvae.estimators import sample  # noqa: E402
-from jmvae.models.jmvae import product_of_gaussians  # noqa: E402
+from jmvae.subsets import product_of_gaussians  # noqa: E402
 
 
 def diagonal(loc, scale) -> Independent:

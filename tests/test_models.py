@@ -11,7 +11,7 @@ from torch.distributions import Independent, Normal, kl_divergence
 
 from jmvae import Modality, ModelConfig, build_model
 from jmvae.likelihoods import check_batch_value, distribution, encoder_input
-from jmvae.models.jmvae import product_of_gaussians
+from jmvae.subsets import product_of_gaussians
 from jmvae.objectives import kl_weight
 
 from helpers import batch_of, tiny_config

@@ -65,7 +65,7 @@ MUTATIONS = [
              ("tests/test_models.py::test_bernoulli_log_prob_of_intensities_is_minus_the_cross_entropy",)),
     Mutation("CMMA weighs by p(z) instead of p(z | w)", "models/cmma.py", "return self.prior_network(w)",
              "return super().prior(batch)", (EXACT_CONDITIONAL,)),
-    Mutation("product of experts averages the means", "models/jmvae.py",
+    Mutation("product of experts averages the means", "subsets.py",
              "mean = (precisions * means).sum(0) / precision", "mean = means.mean(0)",
              (f"{ESTIMATORS}::test_a_product_of_experts_is_sampled_with_its_precision_weighted_moments",)),
     Mutation("x|w adds log p(w)", "evaluation.py", 'out["x|w/multiple"] = both[names] - log_pw',

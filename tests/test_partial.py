@@ -18,17 +18,18 @@ from jmvae.data.checks import check_paired
 from jmvae.errors import DataError
 from jmvae.evaluation import evaluate
 from jmvae.masks import observed_key
-from jmvae.models.jmvae import product_of_gaussians
+from jmvae.subsets import prior_corrected_product, product_of_gaussians
 from jmvae.partial import masked_product_of_experts
 from jmvae.training import train
 
 IMAGE_LABEL = (Modality("image", (4, 4), "bernoulli"), Modality("label", (3,), "categorical"))
 
 
-def model_of(kind: str, modalities=IMAGE_LABEL, seed: int = 0):
+def model_of(kind: str, modalities=IMAGE_LABEL, seed: int = 0, rule: str | None = None):
     torch.manual_seed(seed)
     alpha = 0.5 if kind == "jmvae-kl" else 0.0
-    return build_model(ModelConfig(kind=kind, modalities=modalities, latent_dim=3, hidden_dim=8, alpha=alpha))
+    return build_model(ModelConfig(kind=kind, modalities=modalities, latent_dim=3, hidden_dim=8, alpha=alpha,
+                                   subset_inference=rule))
 
 
 def batch_of(n: int = 6, seed: int = 1) -> dict[str, torch.Tensor]:
@@ -124,14 +125,16 @@ def test_jmvae_zero_zero_fills_a_missing_modality():
     assert torch.allclose(posterior.base_dist.loc[3:], both.base_dist.loc[3:], rtol=1e-6, atol=1e-6)
 
 
-def test_a_subset_of_three_modalities_uses_the_product_of_its_experts():
+@pytest.mark.parametrize("rule", ["product", "prior-product"])
+def test_a_subset_of_three_modalities_trains_with_the_models_subset_rule(rule):
     three = IMAGE_LABEL + (Modality("other", (5,), "bernoulli"),)
-    model = model_of("jmvae-kl", three)
+    model = model_of("jmvae-kl", three, rule=rule)
     g = torch.Generator().manual_seed(3)
     batch = dict(batch_of(4), other=torch.randint(0, 2, (4, 5), generator=g).float())
     masked = with_masks(batch, label=[False, True, True, True], other=[True, True, True, False])
     _, posterior = model.bound(masked, noise=torch.zeros(4, 3, dtype=torch.float32))
-    pair = product_of_gaussians([model.posterior(batch, ("image",)), model.posterior(batch, ("other",))])
+    experts = [model.posterior(batch, ("image",)), model.posterior(batch, ("other",))]
+    pair = product_of_gaussians(experts) if rule == "product" else prior_corrected_product(experts)
     assert torch.allclose(posterior.base_dist.loc[0], pair.base_dist.loc[0], rtol=1e-5, atol=1e-6)
     assert torch.allclose(posterior.base_dist.scale[0], pair.base_dist.scale[0], rtol=1e-5, atol=1e-6)
     joint = model.posterior(batch, ("image", "label", "other"))

@@ -14,7 +14,6 @@ from jmvae.distributions import draw
 from jmvae.estimators import iw_log_likelihood
 from jmvae.generation import generate
 from jmvae.models import build_model
-from jmvae.models.jmvae import product_of_gaussians as jmvae_product
 from jmvae.subsets import (ExpertMixture, floored_fraction, prior_corrected_product, product_of_gaussians,
                            subset_posterior, using_rule)
 
@@ -86,12 +85,15 @@ def three_modality_model(rule: str = "product"):
     return build_model(ModelConfig("jmvae-kl", mods, latent_dim=3, hidden_dim=16, alpha=1.0, subset_inference=rule))
 
 
-def test_default_subset_posterior_is_the_old_product_bit_for_bit():
-    model = three_modality_model()
+def test_the_product_rule_is_the_plain_product_bit_for_bit():
+    model = three_modality_model("product")
     batch = {"a": torch.randint(0, 2, (5, 6)).float(), "b": torch.randint(0, 3, (5,)), "c": torch.randn(5, 2)}
     pair = model.posterior(batch, ("a", "c"))
-    old = jmvae_product([model.posterior(batch, ("a",)), model.posterior(batch, ("c",))])
-    assert torch.equal(pair.base_dist.loc, old.base_dist.loc) and torch.equal(pair.base_dist.scale, old.base_dist.scale)
+    a, c = (model.posterior(batch, (m,)).base_dist for m in ("a", "c"))
+    precisions = torch.stack([a.scale.pow(-2), c.scale.pow(-2)])  # the operations of the product before the rules
+    precision = precisions.sum(0)
+    loc = (precisions * torch.stack([a.loc, c.loc])).sum(0) / precision
+    assert torch.equal(pair.base_dist.loc, loc) and torch.equal(pair.base_dist.scale, precision.rsqrt())
 
 
 def test_mixture_proposal_in_the_importance_weighted_estimator():
@@ -168,3 +170,13 @@ def test_generation_from_two_of_three_modalities_draws_from_the_mixture():
     assert out["c"].mean.shape == (7, 2) and out["a"].mean.shape == (7, 6)
     again = generate(model, given, 7, torch.Generator().manual_seed(0))
     assert torch.equal(out["c"].mean, again["c"].mean)
+
+
+def test_jmvae_kl_with_three_modalities_defaults_to_the_prior_corrected_product():
+    three = three_modality_model().config.modalities
+    assert ModelConfig("jmvae-kl", three, alpha=0.1).subset_inference == "prior-product"
+    assert ModelConfig("jmvae-kl", three[:2], alpha=0.1).subset_inference == "product"  # no strict subset of two
+    assert ModelConfig("jmvae-zero", three).subset_inference == "product"
+    saved = ModelConfig("jmvae-kl", three, alpha=0.1).to_dict()
+    del saved["subset_inference"]  # a run saved before the field existed
+    assert ModelConfig.from_dict(saved).subset_inference == "product"

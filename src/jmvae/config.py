@@ -134,9 +134,12 @@ class ModelConfig:
 
     ``subset_inference``: how JMVAE-kl infers z from a strict subset of two or more modalities
     (three or more modalities only) out of their unimodal encoders (``jmvae.subsets``):
-    ``"product"`` (the product of experts, the default and the only behaviour before the field
-    existed: a saved config without it reads as ``"product"``), ``"prior-product"`` (the product
-    divided by the prior |S|-1 times) or ``"mixture"`` (a uniform mixture of the experts).
+    ``"prior-product"`` (the product divided by the prior |S|-1 times; the default for JMVAE-kl
+    with three or more modalities, the best on the three-modality benchmark,
+    docs/three-modalities.md), ``"product"`` (the plain product of experts: the only behaviour
+    before the field existed, so a saved config without it reads as ``"product"``; the value of
+    every other model and of two modalities, which have no such subset) or ``"mixture"`` (a
+    uniform mixture of the experts). None: that default.
     """
 
     kind: ModelKind
@@ -145,13 +148,16 @@ class ModelConfig:
     hidden_dim: int = 512
     alpha: float = 0.0
     min_variance: float = 1e-6
-    subset_inference: SubsetRule = "product"
+    subset_inference: SubsetRule | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"model kind {self.kind!r} is not one of {MODEL_KINDS}")
         mods = tuple(m if isinstance(m, Modality) else Modality(**m) for m in self.modalities)
         object.__setattr__(self, "modalities", mods)
+        if self.subset_inference is None:
+            default = "prior-product" if self.kind == "jmvae-kl" and len(mods) >= 3 else "product"
+            object.__setattr__(self, "subset_inference", default)
         names = [m.name for m in mods]
         if len(set(names)) != len(names):
             raise ValueError(f"modality names must be unique, got {names}")
@@ -194,6 +200,7 @@ class ModelConfig:
         data["modalities"] = tuple(
             Modality(**{**m, "shape": tuple(m["shape"])}) for m in data["modalities"]
         )
+        data.setdefault("subset_inference", "product")  # saved before the field existed: the plain product
         return cls(**data)
 
 

@@ -11,7 +11,9 @@ JMVAE-kl, for datum i with observed set S_i (all in one batched pass, selected w
   E_{q(z|x_m)}[log p(x_m|z)] - KL(q(z|x_m) || p(z));
 - |S_i| >= 2, S_i not all (three or more modalities): the ELBO of S_i with the product of the
   observed experts q_S(z) ∝ prod_{m in S_i} q(z|x_m) (precisions add, means precision-weighted),
-  E_{q_S}[sum_{m in S_i} log p(x_m|z)] - KL(q_S || p(z));
+  divided by p(z)^(|S_i|-1) when the model's ``subset_inference`` is "prior-product" (the
+  default with three or more modalities; ``jmvae.subsets``; "mixture" trains with the plain
+  product), E_{q_S}[sum_{m in S_i} log p(x_m|z)] - KL(q_S || p(z));
 - S_i empty: nothing.
 
 JMVAE-zero: the joint encoder with the missing inputs zero-filled (its inference for a missing
@@ -44,17 +46,25 @@ def _gaussian(loc: Tensor, scale: Tensor) -> Independent:
     return Independent(Normal(loc, scale, validate_args=False), 1)
 
 
-def masked_product_of_experts(experts: list[Independent], seen: Tensor) -> tuple[Tensor, Tensor]:
+def masked_product_of_experts(experts: list[Independent], seen: Tensor,
+                              prior_corrected: bool = False) -> tuple[Tensor, Tensor]:
     """(loc, scale) per datum of the product of the observed experts (``seen`` (B, M) bool):
-    precisions add, means precision-weighted; a datum with one expert gets that expert exactly;
-    a datum with none gets (0, 1) (it contributes nothing)."""
+    precisions add, means precision-weighted; ``prior_corrected``: divided by p(z) = N(0, I)
+    |S|-1 times, each precision floored at the prior's 1 (``subsets.prior_corrected_product``).
+    A datum with one expert gets that expert exactly; a datum with none gets (0, 1) (it
+    contributes nothing)."""
     weights = seen.to(experts[0].base_dist.loc.dtype)
     locs = torch.stack([e.base_dist.loc for e in experts], dim=1)  # (B, M, L)
     scales = torch.stack([e.base_dist.scale for e in experts], dim=1)
     w = weights[..., None]
-    precision = (w * scales.pow(-2)).sum(1)
+    precisions = scales.pow(-2)
+    if prior_corrected:
+        precisions = precisions.clamp(min=1.0)
+    precision = (w * precisions).sum(1)
+    if prior_corrected:
+        precision = precision - (weights.sum(1, keepdim=True) - 1).clamp(min=0)
     safe = torch.where(precision > 0, precision, torch.ones_like(precision))  # no 0/0 in the unused branch
-    product_loc = (w * scales.pow(-2) * locs).sum(1) / safe
+    product_loc = (w * precisions * locs).sum(1) / safe
     product_scale = safe.rsqrt()
     single = (seen.sum(1) == 1)[:, None]
     loc = torch.where(single, (w * locs).sum(1), product_loc)
@@ -77,7 +87,7 @@ def masked_jmvae_bound(model, batch: dict[str, Tensor], kl_weight: float, alpha_
     joint = model.joint_encoder(inputs)
     if model.config.kind == "jmvae-kl":
         experts = [model.unimodal_encoders[m](inputs[m]) for m in names]
-        loc, scale = masked_product_of_experts(experts, seen)
+        loc, scale = masked_product_of_experts(experts, seen, model.config.subset_inference == "prior-product")
         complete = seen.all(1)[:, None]
         posterior = _gaussian(torch.where(complete, joint.base_dist.loc, loc),
                               torch.where(complete, joint.base_dist.scale, scale))

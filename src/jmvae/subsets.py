@@ -55,7 +55,7 @@ def standard_prior(like: Independent) -> Independent:
 
 def product_of_gaussians(experts: Sequence[Independent]) -> Independent:
     """The normalised product of diagonal Gaussians: precisions add, means are precision-weighted
-    (``"product"``; the same operations as ``models.jmvae.product_of_gaussians``, bit for bit)."""
+    (``"product"``; the only subset rule before ``subset_inference`` existed, bit for bit)."""
     precisions = torch.stack([e.base_dist.scale.pow(-2) for e in experts])
     means = torch.stack([e.base_dist.loc for e in experts])
     precision = precisions.sum(0)

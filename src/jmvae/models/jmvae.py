@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.distributions import Distribution, Independent, Normal
+from torch.distributions import Distribution
 
 from jmvae.config import ModelConfig
 from jmvae.models.base import Batch, MultimodalModel
@@ -77,11 +77,3 @@ class JMVAE(MultimodalModel):
             terms.kl_unimodal = unimodal_kl(joint, {m: self._posterior_of_inputs(inputs, (m,)) for m in names})
             terms.total = terms.total + self.config.alpha * alpha_weight * sum(terms.kl_unimodal.values())
         return terms, joint
-
-def product_of_gaussians(experts: list[Independent]) -> Independent:
-    """The normalised product of diagonal Gaussians: precisions add, means are precision-weighted."""
-    precisions = torch.stack([e.base_dist.scale.pow(-2) for e in experts])
-    means = torch.stack([e.base_dist.loc for e in experts])
-    precision = precisions.sum(0)
-    mean = (precisions * means).sum(0) / precision
-    return Independent(Normal(mean, precision.rsqrt(), validate_args=False), 1)
