@@ -32,6 +32,8 @@ from jmvae.experiments.hardware import hardware
 from jmvae.runs import load_run
 from jmvae.training.group import train_group
 
+from group_sweep import Clock  # beside this script
+
 SEEDS = (0, 1, 2)
 GROUPS = {  # name: (kind, alphas)
     "jmvae-kl x9": ("jmvae-kl", (0.01, 0.1, 1.0)),
@@ -42,17 +44,6 @@ GROUPS = {  # name: (kind, alphas)
 }
 STEPS_PER_RUN = 500 * 600
 TEST_IMAGES = 10_000
-
-
-class Clock:
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.start, self.end = warmup, 0.0, 0.0
-
-    def __call__(self, step: int) -> None:
-        now = time.perf_counter()
-        if step == self.warmup:
-            self.start = now
-        self.end = now
 
 
 def time_group(data, kind: str, alphas: tuple[float, ...], args: argparse.Namespace, out: Path) -> tuple[float, Path]:

@@ -95,3 +95,21 @@ def test_tiny_three_modality_jmvae_kl_trains_and_infers_every_subset_with_every_
             judge = Judge(torch.nn.Linear(784, 10), 0.0, binary=True)
             scores = cross_coherence(model, batch, batch["label"], ("image", "label"), ("fashion",), {"fashion": judge})
             assert 0.0 <= scores["fashion"] <= 1.0
+
+
+def test_train_takes_the_subset_rule_for_three_modalities_and_refuses_it_for_two(mnist_dir, tmp_path, capsys):
+    import json
+
+    from jmvae.cli import main
+
+    out = tmp_path / "triple"
+    assert main(["train", "--data", "mnist-fashion", "--data-dir", str(mnist_dir), "--subset-inference", "mixture",
+                 "--max-steps", "2", "--out", str(out), "--threads", "1", "--no-progress"]) == 0
+    assert json.loads((out / "config.json").read_text())["model"]["subset_inference"] == "mixture"
+    default = tmp_path / "default"
+    assert main(["train", "--data", "mnist-fashion", "--data-dir", str(mnist_dir), "--max-steps", "2",
+                 "--out", str(default), "--threads", "1", "--no-progress"]) == 0
+    assert json.loads((default / "config.json").read_text())["model"]["subset_inference"] == "prior-product"
+    capsys.readouterr()
+    assert main(["train", "--data", "digits", "--subset-inference", "product", "--out", str(tmp_path / "d")]) == 2
+    assert "three or more modalities" in capsys.readouterr().err and not (tmp_path / "d").exists()

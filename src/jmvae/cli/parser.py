@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from jmvae import __version__
-from jmvae.config import GAN_MODELS, MODEL_KINDS, PRECISIONS
+from jmvae.config import SUBSET_RULES, GAN_MODELS, MODEL_KINDS, PRECISIONS
 from jmvae.data import DATASETS
 from jmvae.cli.train import RESUME_MAY_CHANGE
 
@@ -215,6 +215,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--attributes", choices=("bernoulli", "tanh-gaussian"),
                    help="CelebA's attribute likelihood: bernoulli (0/1, the default) or tanh-gaussian "
                         "(the paper's: -1/1 values, tanh mean, unit variance; docs/bounds.md)")
+    t.add_argument("--subset-inference", choices=SUBSET_RULES,
+                   help="JMVAE-kl with three or more modalities: z from two of them by the prior-corrected product of "
+                        "their experts (prior-product, the default), the plain product, or a mixture (docs/three-modalities.md)")
     t.add_argument("--labelled", type=positive_int, metavar="N",
                    help="semi-supervised: keep the labels of N training images (balanced per class, a multiple of the "
                         "classes), the others unlabelled; JMVAE learns from both (docs/partial-data.md)")

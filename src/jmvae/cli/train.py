@@ -51,7 +51,7 @@ def saved_settings(run: Any) -> dict[str, Any]:
     return {"data": run.data.folder or run.data.name, "model": model_name(run), "alpha": m.alpha, "seeds": (t.seed,),
             "gan_weight": game.weight if game else None, "gan_real_label": game.real_label if game else None, "lr": t.lr, "batch_size": t.batch_size, "warmup": t.warmup_epochs,
             "warmup_all_kl": t.warmup_all_kl, "clip": t.clip_grad_norm or 0.0, "seed": t.seed,
-            "latent_dim": m.latent_dim, "hidden_dim": m.hidden_dim, "train_precision": t.precision,
+            "latent_dim": m.latent_dim, "subset_inference": m.subset_inference, "hidden_dim": m.hidden_dim, "train_precision": t.precision,
             "attributes": run.data.options.get("attributes"), "labelled": run.data.options.get("labelled"),
             "labelled_seed": run.data.options.get("labelled_seed", 0),
             "labelled_only": run.data.options.get("labelled_only", False)}
@@ -100,6 +100,11 @@ def new_run(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, Any, Ad
     recipe = presets.recipe_name(data.run_info())  # a data folder's: the generic one
     model_config, game = presets.model_config(recipe, args.model, data.modalities, args.alpha, args.latent_dim,
                                               args.hidden_dim, args.gan_weight, args.gan_real_label)
+    if args.subset_inference:
+        if model_config.kind != "jmvae-kl" or len(model_config.modalities) < 3:
+            raise JMVAEError(f"--subset-inference applies to --model jmvae-kl with three or more modalities "
+                             f"({args.data} with {args.model} has {len(model_config.modalities)} and no subset to infer from)")
+        model_config = dataclasses.replace(model_config, subset_inference=args.subset_inference)
     config = train_config(args, recipe)
     return model_config, config, data, game
 
