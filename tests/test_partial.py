@@ -17,7 +17,7 @@ from jmvae.data import load_dataset
 from jmvae.data.checks import check_paired
 from jmvae.errors import DataError
 from jmvae.evaluation import evaluate
-from jmvae.masks import observed_key
+from jmvae.masks import modalities_of, observed_key
 from jmvae.subsets import prior_corrected_product, product_of_gaussians
 from jmvae.partial import masked_product_of_experts
 from jmvae.training import train
@@ -237,3 +237,23 @@ def test_the_cli_trains_and_evaluates_a_semi_supervised_run(tmp_path, capsys):
     assert result["accuracy"]["label|image"] is not None and result["n_test"] == 50
     assert main(["train", "--data", "digits", "--labelled-only", "--epochs", "1", "--out", str(tmp_path / "x")]) == 2
     assert "--labelled N only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["jmvae-kl", "cvae"])
+def test_members_trained_together_on_partially_paired_data_equal_their_single_runs(kind, tmp_path):
+    """The group trainer hands each member the masks too (within the group's float tolerance,
+    tests/test_group_training.py), and the baselines' masked bound runs under vmap."""
+    from helpers import tiny_config, tiny_train
+    from jmvae.training.group import train_group
+
+    semi = load_dataset("digits", labelled=50)
+    config = tiny_config(semi, kind)
+    pairs = [(config.alpha, 0), (config.alpha, 1)]
+    result = train_group(config, tiny_train(max_steps=10), semi, tmp_path, pairs, progress=False)
+    for (_, seed), member in zip(pairs, result.members):
+        alone = train(config, tiny_train(seed=seed, max_steps=10), semi, None, progress=False)
+        for key, value in alone.model.state_dict().items():
+            torch.testing.assert_close(member.model.state_dict()[key], value, rtol=1e-4, atol=1e-5, msg=key)
+    unmasked = dataclasses.replace(semi, train=modalities_of(semi.train))  # the same values, the masks dropped
+    ignoring_masks = train(config, tiny_train(seed=0, max_steps=10), unmasked, None, progress=False)
+    assert not all(torch.equal(ignoring_masks.model.state_dict()[k], v) for k, v in result.members[0].model.state_dict().items())

@@ -46,3 +46,9 @@ def observed_matrix(batch: Mapping[str, Tensor], names: Sequence[str], n: int) -
 def modalities_of(data: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """``data`` without its masks."""
     return {k: v for k, v in data.items() if not is_mask_key(k)}
+
+
+def modalities_and_masks(split: Mapping[str, Tensor], names: Sequence[str]) -> dict[str, Tensor]:
+    """The entries of ``split`` for the modalities ``names``, with their masks where there are any."""
+    keys = [*names, *(observed_key(n) for n in names if observed_key(n) in split)]
+    return {key: split[key] for key in keys}

@@ -39,7 +39,7 @@ from torch.distributions import Distribution, Independent, Normal
 
 from jmvae.distributions import at_noise
 from jmvae.masks import modalities_of, observed_matrix
-from jmvae.objectives import LossTerms, gaussian_kl, negative_elbo
+from jmvae.objectives import LossTerms, gaussian_kl
 
 
 def _gaussian(loc: Tensor, scale: Tensor) -> Independent:
@@ -108,16 +108,17 @@ def masked_jmvae_bound(model, batch: dict[str, Tensor], kl_weight: float, alpha_
 
 def complete_rows_bound(model, batch: dict[str, Tensor], kl_weight: float,
                         noise: Tensor | None) -> tuple[LossTerms, Distribution]:
-    """The model's ELBO (``negative_elbo``) over the data of ``batch`` that have every modality
-    the model reads; a batch with none of them gives a zero loss that still reaches every
-    parameter (so an optimiser step is a no-op for it, not an error)."""
+    """The model's ELBO (``negative_elbo``'s terms) averaged over the data of ``batch`` that have
+    every modality the model reads; the others weigh zero (their stored zeros are valid inputs, so
+    no datum is dropped by indexing, and the same code runs under ``vmap``). A batch with none of
+    them gives a zero loss that still reaches every parameter."""
     needed = tuple(dict.fromkeys(model.inputs + model.generated + model.conditions))
-    n_batch = batch[needed[0]].shape[0]
-    rows = observed_matrix(batch, needed, n_batch).all(1)
-    if not bool(rows.any()):
-        terms, posterior = negative_elbo(model, modalities_of(batch), kl_weight, noise)
-        zero = terms.total * 0.0
-        return LossTerms(zero, {k: v * 0.0 for k, v in terms.reconstruction.items()}, terms.kl_prior * 0.0), posterior
-    subset = {k: v[rows] for k, v in modalities_of(batch).items()}
-    return negative_elbo(model, subset, kl_weight, None if noise is None else noise[rows])
-
+    values = modalities_of(batch)
+    weight = observed_matrix(batch, needed, values[needed[0]].shape[0]).all(1).to(torch.float32)
+    n = weight.sum().clamp(min=1.0)
+    posterior = model.posterior(values, model.inputs)
+    z = posterior.rsample() if noise is None else at_noise(posterior, noise)
+    log_likelihoods = model.log_likelihoods(z, values, model.generated)
+    reconstruction = {name: (ll * weight).sum() / n for name, ll in log_likelihoods.items()}
+    kl_prior = (gaussian_kl(posterior, model.prior(values)).float() * weight).sum() / n
+    return LossTerms(kl_weight * kl_prior - sum(reconstruction.values()), reconstruction, kl_prior), posterior

@@ -51,6 +51,7 @@ from jmvae.objectives import kl_weight
 from jmvae.training.batches import Batches
 from jmvae.training.loop import check_run_folder, resolve_device
 from jmvae.training.sinks import MetricsFile
+from jmvae.masks import modalities_and_masks
 from jmvae.training.optim import DivergenceError, divergence_error
 from jmvae.training.signals import StopFlag
 from jmvae.training.stack import MemberOptimizer, Stack, StackedLoss
@@ -135,7 +136,8 @@ class GroupTraining:
         if config.threads:
             torch.set_num_threads(config.threads)
         self.out, self.config, self.on_step = out, config, on_step
-        train = {name: data.train[name].to(self.device) for name in model_config.names}  # once, for every member
+        train = {name: value.to(self.device)  # once, for every member; with the masks of partially paired data
+                 for name, value in modalities_and_masks(data.train, model_config.names).items()}
         binarized = data.binarized_modalities(model_config.names)
         self.members: list[Member] = []
         for i, (alpha, seed) in enumerate(pairs):

@@ -29,7 +29,7 @@ from jmvae import distributed
 from jmvae.config import AdversarialConfig, ModelConfig, TrainConfig
 from jmvae.data import DataInfo, PairedData
 from jmvae.data.checks import check_paired
-from jmvae.masks import observed_key
+from jmvae.masks import modalities_and_masks
 from jmvae.errors import CheckpointError, JMVAEError
 from jmvae.models import MultimodalModel, build_model
 from jmvae.objectives import kl_weight
@@ -140,8 +140,7 @@ class Training:
             module.to(self.device)
         self.optimizer = make_optimizer(self.step.parameter_groups(), config)
         self.parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
-        names = model_config.names + tuple(observed_key(n) for n in model_config.names if observed_key(n) in data.train)
-        train = {name: data.train[name] for name in names}  # with the masks of partially paired data
+        train = modalities_and_masks(data.train, model_config.names)  # with the masks of partially paired data
         self.batches = Batches(train, data.binarized_modalities(model_config.names), config.batch_size, config.seed,
                                model_config.latent_dim, self.step.noise_draws, self.device, self.world)
         self.folder = RunFolder(run_path, self.world, self.model, self.step, self.optimizer, self.batches, self.device)
