@@ -104,6 +104,10 @@ def evaluation_lines(result: Evaluation, config: ModelConfig, epochs: int) -> li
     lines = [f"{result.model} after {epochs} epoch{'s' * (epochs != 1)}: k={result.k}, N_w={result.n_prior}, "
              + f"{points} test point{'s' * (points != 1)} (nats, ± standard error over test points)"]
     lines += [f"  {name:<{width}}  {bound:<8}  {value}" for name, bound, value in rows]
+    if result.n_per_cell is not None:  # partially paired test data: each cell over the points with its modalities
+        counts = sorted(set(result.n_per_cell.values()))
+        lines.append(f"  some test points lack a modality: each cell averages those that have its modalities "
+                     f"({', '.join(f'{c:,}' for c in counts)} of {points:,}; --json's n_per_cell says which)")
     if points < 2:
         lines.append("  active units: need 2 or more test points (a variance over them)")
     else:
