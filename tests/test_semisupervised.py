@@ -31,3 +31,24 @@ def test_the_experiment_trains_evaluates_resumes_and_tabulates_every_run(tmp_pat
 def test_an_unknown_run_name_is_one_line_and_exit_2(tmp_path, capsys):
     assert semisupervised.main(["--data", "digits", "--out", str(tmp_path), "--only", "semi-7"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_committed_table_shows_what_the_docs_say():
+    """docs/partial-data.md's reading of results/mnist-semisupervised, checked against its JSON."""
+    from pathlib import Path
+
+    table = json.loads((Path(__file__).parents[1] / "results" / "mnist-semisupervised" / "semisupervised.json").read_text())
+    runs = table["runs"]
+    assert sorted(runs) == sorted(["paired"] + [f"{kind}-{n}" for n in (100, 600, 1000, 3000)
+                                                for kind in ("semi", "labelled-only")])
+    error = {name: 100 * (1 - row["accuracy"]["label|image"]) for name, row in runs.items()}
+    log_px = {name: row["log_likelihood"]["image"]["single"] for name, row in runs.items()}
+    for n in (100, 600, 1000, 3000):
+        assert log_px[f"semi-{n}"] > log_px[f"labelled-only-{n}"] + 5
+        assert abs(log_px[f"semi-{n}"] - log_px["paired"]) < 2
+        assert error[f"semi-{n}"] > error[f"labelled-only-{n}"]
+        semi, only, paired = (runs[name]["log_likelihood"] for name in (f"semi-{n}", f"labelled-only-{n}", "paired"))
+        assert only["joint"] < semi["joint"] < paired["joint"]
+        assert only["image|label"]["multiple"] < semi["image|label"]["multiple"] < paired["image|label"]["multiple"]
+    assert error["semi-3000"] - error["labelled-only-3000"] < 1.5 and error["paired"] < error["labelled-only-3000"]
+    assert table["protocol"]["epochs"] == 10 and table["protocol"]["k"] == 100
