@@ -141,7 +141,7 @@ def test_jmvae_zero_fills_a_missing_modality_with_zeros(digits):
 def test_three_modalities_and_product_of_experts():
     mods = (Modality("a", (6,), "bernoulli"), Modality("b", (3,), "categorical"), Modality("c", (2,), "gaussian"))
     torch.manual_seed(0)
-    model = build_model(ModelConfig("jmvae-kl", mods, latent_dim=3, hidden_dim=16, alpha=1.0))
+    model = build_model(ModelConfig("jmvae-kl", mods, latent_dim=3, hidden_dim=16, alpha=1.0, subset_inference="product"))
     batch = {"a": torch.randint(0, 2, (5, 6)).float(), "b": torch.randint(0, 3, (5,)), "c": torch.randn(5, 2)}
     assert torch.isfinite(model.loss(batch).total)
     pair = model.posterior(batch, ("a", "c"))

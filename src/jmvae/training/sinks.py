@@ -67,37 +67,41 @@ def scalars(record: Mapping[str, Any]) -> dict[str, float]:
             if name != "step" and isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
-def has_events(folder: Path) -> bool:
-    return folder.is_dir() and any(folder.glob("events.out.tfevents.*"))
-
-
 class TensorBoardSink:
     """Each record's scalars in ``folder``'s event files, at the record's step, under the names
     ``metrics.jsonl`` gives them, so the two agree.
 
-    A new run (step 0) purges whatever an earlier run left in ``folder``; a resumed run purges the
-    steps after its checkpoint (those ``metrics.jsonl`` drops too) and continues the same curves
-    (TensorBoard's ``purge_step``). A run resumed into a folder with no event files yet (its first
-    part trained without ``--tensorboard``) writes its history there first. The writer opens at
-    the first record, so a run that stops before one leaves no file."""
+    The folder holds one run's curves: when the writer opens, the event files already there are
+    removed and a resumed run writes its history (``metrics.jsonl`` up to the checkpoint) before
+    it continues. The curves are rewritten rather than purged by step (TensorBoard's
+    ``purge_step``), because a purge only acts on event files that sort after the old ones, and
+    two files made in the same second sort by a per-process counter ("10" before "9"): the
+    rewrite does not depend on file names. So a resumed run loses nothing and repeats no step,
+    ``--overwrite`` starts afresh, and a run whose first part trained without ``--tensorboard``
+    gets its earlier epochs. The writer of a new run opens at its first record, so a run that
+    stops before one leaves the folder as it was; a resumed run opens it at once."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self.writer_class = require_tensorboard()
         self.writer: Any = None
-        self.purge_step = 0
+        self.history: list[dict[str, Any]] = []
 
     def start(self, step: int, history: list[dict[str, Any]]) -> None:
-        self.purge_step = step + 1 if step else 0
-        if step and history and not has_events(self.folder):
+        self.history = [record for record in history if int(record["step"]) <= step]
+        if step:
             self.open()
-            for record in history:
-                self.write(record)
-            self.writer.flush()
 
     def open(self) -> None:
-        if self.writer is None:
-            self.writer = self.writer_class(str(self.folder), purge_step=self.purge_step)
+        if self.writer is not None:
+            return
+        if self.folder.is_dir():
+            for old in self.folder.glob("events.out.tfevents.*"):
+                old.unlink()
+        self.writer = self.writer_class(str(self.folder))
+        for record in self.history:
+            self.write(record)
+        self.writer.flush()
 
     def log(self, record: Mapping[str, Any]) -> None:
         self.open()
