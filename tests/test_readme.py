@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -105,3 +106,17 @@ def test_every_test_the_docs_name_exists():
     cited = {n for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
              for n in re.findall(r"\b(test_[a-z0-9_]+[a-z0-9])", doc.read_text()) if n.count("_") >= 3}
     assert cited - defined - modules == set()
+
+
+def test_the_warm_up_study_quotes_its_committed_tables():
+    """docs/benchmarks.md's warm-up table is results/mnist-warmup/*/table1.json, rounded as shown."""
+    doc = (ROOT / "docs" / "benchmarks.md").read_text()
+    for epochs in (100, 200):
+        table = json.loads((ROOT / "results" / "mnist-warmup" / f"warmup{epochs}" / "table1.json").read_text())
+        row = table["models"]["jmvae-kl(alpha=0.1)"]
+        ll, se = row["log_likelihood"], row["stderr"]
+        assert f"--warmup {epochs} --warmup-all-kl" in table["command"] and row["protocol"]["steps"] == 300_000
+        line = (f"| {epochs} epochs | {ll['joint']:.2f} ± {se['joint']:.2f} | {ll['image']['single']:.2f} | "
+                f"{ll['image']['multiple']:.2f} | {ll['image|label']['multiple']:.2f} | "
+                f"{100 * row['accuracy']['label|image']:.2f} % | {row['active_units']['image+label']} |")
+        assert line in doc, line
