@@ -60,6 +60,11 @@ def judged_coherence(row: dict[str, Any]) -> float | None:
     return next((v for k, v in (row.get("coherence") or {}).items() if "|" in k), None)
 
 
+def coherence_spread(row: dict[str, Any]) -> float | None:
+    """The sample standard deviation over seeds of a row's judged coherence (None for one seed)."""
+    return (row.get("seed_std") or {}).get("coherence")
+
+
 def coherence_stderr(entry: dict[str, Any]) -> float:
     """Binomial standard error of a coherence entry: sqrt(p (1 - p) / n), n images judged (over all seeds)."""
     value = next(v for k, v in entry.items() if "|" in k)
