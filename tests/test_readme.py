@@ -120,3 +120,36 @@ def test_the_warm_up_study_quotes_its_committed_tables():
                 f"{ll['image']['multiple']:.2f} | {ll['image|label']['multiple']:.2f} | "
                 f"{100 * row['accuracy']['label|image']:.2f} % | {row['active_units']['image+label']} |")
         assert line in doc, line
+
+
+def benchmark_json(name: str) -> dict:
+    return json.loads((ROOT / "benchmarks" / "results" / name).read_text())
+
+
+def test_the_group_sweep_section_quotes_its_committed_measurements():
+    """docs/benchmarks.md's quiet group sweep, step profile and converged-table projection are
+    the committed JSON lines, rounded as shown."""
+    doc = (ROOT / "docs" / "benchmarks.md").read_text()
+    sweep = benchmark_json("2026-12-02-epyc-group-sweep-quiet.jsonl")
+    rates, ratio = sweep["samples_per_s"], sweep["together_over_one_after_another"]
+    assert (f"| one after another, samples/s (nine summed) | {rates['one_after_another/fp32']:,} | "
+            f"{rates['one_after_another/bf16']:,} |") in doc
+    assert f"| together, samples/s | {rates['together/fp32']:,} | {rates['together/bf16']:,} |" in doc
+    assert f"| together / one after another | **{ratio['fp32']:.2f}** | **{ratio['bf16']:.2f}** |" in doc
+    profile = benchmark_json("2026-12-02-epyc-step-profile.jsonl")
+    for key, label in (("one after another/fp32", "fp32, one after another"), ("together/bf16", "bf16, together")):
+        ms = profile["ms_per_member_step"][key]
+        line = (f"| {label} | {ms['matrix products']:.1f} | {ms['adam']:.1f} | {ms['casts and copies']:.1f} | "
+                f"{ms['other']:.1f} | {ms['all']:.1f} | {profile['matrix_products_gflops'][key]:.0f} |")
+        assert line in doc, line
+    projection = benchmark_json("2026-12-02-epyc-converged-table-time.jsonl")
+    hours = projection["projected_hours_per_group"]
+    assert f"| VAE x3 | {projection['seconds_per_group_step']['vae x3']:.4f} | " in doc
+    assert f"| {hours['vae x3']:.2f} |" in doc and f"| {hours['jmvae-kl x9']:.2f} |" in doc
+    assert f"In all {projection['projected_hours_one_worker']:.1f} hours" in doc
+
+
+def test_every_benchmark_script_is_listed_in_the_benchmarks_readme():
+    listing = (ROOT / "benchmarks" / "README.md").read_text()
+    scripts = sorted(p.name for p in (ROOT / "benchmarks").iterdir() if p.suffix in (".py", ".sh"))
+    assert [name for name in scripts if f"`{name}`" not in listing] == []
