@@ -153,3 +153,14 @@ def test_every_benchmark_script_is_listed_in_the_benchmarks_readme():
     listing = (ROOT / "benchmarks" / "README.md").read_text()
     scripts = sorted(p.name for p in (ROOT / "benchmarks").iterdir() if p.suffix in (".py", ".sh"))
     assert [name for name in scripts if f"`{name}`" not in listing] == []
+
+
+def test_the_evaluation_profile_quotes_its_committed_measurement():
+    doc = (ROOT / "docs" / "benchmarks.md").read_text()
+    lines = (ROOT / "benchmarks" / "results" / "2026-12-02-epyc-eval-profile.jsonl").read_text().splitlines()
+    for entry in map(json.loads, lines):
+        label = {"jmvae-kl": "JMVAE-kl", "vae": "VAE"}[entry["model"]]
+        line = (f"| {label} | {entry['seconds_per_test_image']:.4f} | {entry['gflop_per_test_image']:.2f} | "
+                f"{100 * entry['products_share_of_wall_time']:.0f} % | {entry['products_gflops']:.1f} | "
+                f"{entry['mm_2500x512x512_gflops']:.1f} |")
+        assert line in doc, line
