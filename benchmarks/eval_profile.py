@@ -24,18 +24,9 @@ from torch.profiler import ProfilerActivity, profile
 from jmvae import EvalConfig, ModelConfig, build_model, evaluate
 from jmvae.data import load_dataset
 from jmvae.experiments.hardware import hardware
+from stacked_step import matmul_gflops
 
 PRODUCTS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
-
-
-def product_gflops(rows: int = 2500, repeats: int = 20) -> float:
-    a, b = torch.randn(rows, 512), torch.randn(512, 512)
-    for _ in range(3):
-        a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * rows * 512 * 512 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def main() -> None:
@@ -65,7 +56,7 @@ def main() -> None:
                       "products_share_of_wall_time": round(product_us / 1e6 / seconds, 3),
                       "products_gflops": round(flops / product_us / 1e3, 1),
                       "gflop_per_test_image": round(flops / args.images / 1e9, 2),
-                      "mm_2500x512x512_gflops": round(product_gflops(), 1)}))
+                      "mm_2500x512x512_gflops": round(matmul_gflops(rounds=20, rows=2500), 1)}))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,16 @@ from jmvae.experiments.hardware import hardware
 BATCH = 100
 
 
+PRECISIONS = {"fp32": nullcontext, "bf16": lambda: torch.autocast("cpu", dtype=torch.bfloat16)}
+"""Each precision's context, made anew for every step."""
+
+
+def batch_pool(members: int) -> list[dict[str, torch.Tensor]]:
+    """Four seeded batches of every member, cycled through by the timed steps."""
+    generator = torch.Generator().manual_seed(0)
+    return [batches(members, generator) for _ in range(4)]
+
+
 def batches(members: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
     return {"image": (torch.rand(members, BATCH, 28, 28, generator=generator) < 0.2).float(),
             "label": torch.randint(0, 10, (members, BATCH), generator=generator)}
@@ -104,14 +114,15 @@ def vmap_way(members: int):
     return step
 
 
-def matmul_gflops(rounds: int = 50) -> float:
-    a, b = torch.randn(BATCH, 512), torch.randn(512, 512)
+def matmul_gflops(rounds: int = 50, rows: int = BATCH) -> float:
+    """GFLOP/s of a (rows x 512) @ (512 x 512) float32 product (the hidden layers' shape)."""
+    a, b = torch.randn(rows, 512), torch.randn(512, 512)
     for _ in range(5):
         a @ b
     start = time.perf_counter()
     for _ in range(rounds):
         a @ b
-    return 2 * BATCH * 512 * 512 * rounds / (time.perf_counter() - start) / 1e9
+    return 2 * rows * 512 * 512 * rounds / (time.perf_counter() - start) / 1e9
 
 
 def main() -> None:
@@ -122,10 +133,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    generator = torch.Generator().manual_seed(0)
-    data = [batches(args.members, generator) for _ in range(4)]
+    data = batch_pool(args.members)
     ways = {"loop": loop_way(args.members), "vmap": vmap_way(args.members)}
-    precisions = {"fp32": nullcontext, "bf16": lambda: torch.autocast("cpu", dtype=torch.bfloat16)}
+    precisions = PRECISIONS
     rates: dict[str, list[float]] = {f"{w}/{p}": [] for w in ways for p in precisions}
     measure(args, ways, precisions, data, rates)
     medians = {k: round(statistics.median(v)) for k, v in rates.items()}

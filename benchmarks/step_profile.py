@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from contextlib import nullcontext
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from jmvae.experiments.hardware import hardware
-from stacked_step import BATCH, batches, loop_way, vmap_way
+from stacked_step import BATCH, PRECISIONS, batch_pool, loop_way, vmap_way
 
 MFLOP_PER_SAMPLE = 18.3
 CATEGORIES = {
@@ -65,13 +64,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    generator = torch.Generator().manual_seed(0)
-    data = [batches(args.members, generator) for _ in range(4)]
-    precisions = {"fp32": nullcontext, "bf16": lambda: torch.autocast("cpu", dtype=torch.bfloat16)}
+    data = batch_pool(args.members)
     ms: dict[str, dict[str, float]] = {}
     for way, make in (("one after another", loop_way), ("together", vmap_way)):
         step = make(args.members)
-        for p, precision in precisions.items():
+        for p, precision in PRECISIONS.items():
             ms[f"{way}/{p}"] = profiled(step, data, precision, args.members, args.steps)
     products = {k: round(MFLOP_PER_SAMPLE * BATCH / v["matrix products"], 1) for k, v in ms.items()}  # MFLOP/ms = GFLOP/s
     print(json.dumps({"hardware": hardware(), "threads": args.threads, "members": args.members, "steps": args.steps,
