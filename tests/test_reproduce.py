@@ -204,3 +204,35 @@ def test_an_mnist_table_shows_each_joint_cell_beside_the_published_one():
     for row in digits["models"].values():
         row["protocol"]["data"] = "digits"
     assert "Beside the published numbers" not in render_markdown(digits)
+
+
+def test_a_row_is_reused_only_under_the_same_training_settings(tmp_path):
+    """The protocol holds the training settings that shape the model: a row trained without a KL
+    warm-up is not reported for a command with one, and its run folder is not resumed under it."""
+    out = tmp_path / "table"
+    assert reproduce(out, "--max-steps", "3").returncode == 0
+    row = json.loads((out / "table1.json").read_text())["models"][ROW]
+    assert {k: row["protocol"][k] for k in ("warmup", "warmup_all_kl", "lr", "batch_size", "clip", "latent_dim")} == {
+        "warmup": 0.0, "warmup_all_kl": False, "lr": 1e-3, "batch_size": 100, "clip": 5.0, "latent_dim": 4}
+    again = reproduce(out, "--max-steps", "3")
+    assert again.returncode == 0 and "nothing to do" in again.stderr  # the same settings: kept
+    before = (out / "table1.json").read_bytes()
+    warm = reproduce(out, "--max-steps", "3", "--warmup", "1")
+    assert warm.returncode == 2
+    assert warm.stderr.strip().splitlines()[-1].endswith(
+        "holds a run trained with KL warm-up epochs 0.0, not 1.0; use another --runs (or --out) folder, or remove that run folder")
+    assert (out / "table1.json").read_bytes() == before  # nothing already saved is lost
+    other = reproduce(tmp_path / "warm", "--max-steps", "3", "--warmup", "1")
+    assert other.returncode == 0, other.stderr
+    warm_row = json.loads((tmp_path / "warm" / "table1.json").read_text())["models"][ROW]
+    assert warm_row["protocol"]["warmup"] == 1.0
+
+
+def test_rows_stored_before_the_training_settings_were_recorded_read_as_the_defaults():
+    from jmvae.experiments.table1.store import same_protocol
+
+    old = {"protocol": {"data": "mnist", "steps": 60000, "seed": 0, "k": 1000, "n_prior": 5000, "limit": None,
+                        "eval_seed": 0}}
+    now = {**old["protocol"], "precision": "fp32", "train_precision": "fp32", "batch_size": 100, "lr": 1e-3,
+           "clip": 5.0, "warmup": 0.0, "warmup_all_kl": False, "latent_dim": 64, "hidden_dim": 512}
+    assert same_protocol(old, now) and not same_protocol(old, {**now, "warmup": 100.0})

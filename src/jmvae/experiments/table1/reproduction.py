@@ -1,7 +1,8 @@
 """One ``jmvae reproduce``: its configuration, and training and measuring one (row, seed) of Table 1.
 
 A (row, seed) is measured once per protocol (steps trained, seeds, k, N_w, test limit,
-evaluation seed, precisions): its row is kept in the run folder's ``evaluation.json`` and in the
+evaluation seed, precisions, and the training settings that shape the model: batch size, learning
+rate, clipping, KL warm-up, network sizes): its row is kept in the run folder's ``evaluation.json`` and in the
 table, and found there again by ``Reproduction.stored`` instead of being measured again.
 """
 
@@ -90,13 +91,29 @@ def holds_model_of(run_dir: Path, row: dict[str, Any], precision: str) -> bool:
     return (saved.seed, saved.precision, ckpt.read_json(latest / "state.json")["step"]) == (row["seed"], precision, row["steps"])
 
 
+TRAINING_SETTINGS = (("batch_size", "batch_size", "batch size"), ("lr", "lr", "learning rate"),
+                     ("clip_grad_norm", "clip", "gradient clipping"), ("warmup_epochs", "warmup", "KL warm-up epochs"),
+                     ("warmup_all_kl", "warmup_all_kl", "--warmup-all-kl"))
+"""(TrainConfig field, protocol key, what a message calls it): the training settings besides the
+seed and precision that shape the trained model, so a row is measured under them."""
+
+
+def training_protocol(train: TrainConfig, latent_dim: int, hidden_dim: int) -> dict[str, Any]:
+    """The protocol's training entries: ``TRAINING_SETTINGS`` and the networks' sizes."""
+    return {**{key: getattr(train, field) for field, key, _ in TRAINING_SETTINGS},
+            "latent_dim": latent_dim, "hidden_dim": hidden_dim}
+
+
 def check_run_matches(run_dir: Path, train_config: TrainConfig) -> None:
-    """Refuse to resume a run folder trained with another seed or training precision: its model
-    would be reported under this protocol."""
+    """Refuse to resume a run folder trained with another seed, training precision or training
+    setting (``TRAINING_SETTINGS``): its model would be reported under this protocol. (Another
+    architecture is refused by the resume itself.)"""
     if not (run_dir / "config.json").is_file() or not ckpt.latest_checkpoint(run_dir):
         return
     saved = ckpt.load_run_config(run_dir).train
-    for what, have, want in (("seed", saved.seed, train_config.seed), ("training precision", saved.precision, train_config.precision)):
+    settings = (("seed", "seed"), ("precision", "training precision"), *((f, what) for f, _, what in TRAINING_SETTINGS))
+    for field, what in settings:
+        have, want = getattr(saved, field), getattr(train_config, field)
         if have != want:
             raise RunMismatch(f"{run_dir} holds a run trained with {what} {have}, not {want}")
 
@@ -130,10 +147,12 @@ class Reproduction:
         return min(steps, train_config.max_steps) if train_config.max_steps else steps
 
     def protocol(self, seed: int) -> dict[str, Any]:
+        """What a stored row was measured with: a row is reused only under an equal protocol."""
         evaluation = self.config.evaluation
         return {"data": self.data.name, "steps": self.steps_needed, "seed": seed, "k": evaluation.k,
                 "n_prior": evaluation.n_prior, "limit": evaluation.limit, "eval_seed": evaluation.seed,
-                "precision": evaluation.precision, "train_precision": self.config.train.precision}
+                "precision": evaluation.precision, "train_precision": self.config.train.precision,
+                **training_protocol(self.config.train, self.config.latent_dim, self.config.hidden_dim)}
 
     def tag(self, name: str, seed: int) -> str:
         return name if len(self.config.training_seeds) == 1 else f"{name} seed {seed}"
