@@ -65,7 +65,20 @@ class StackedLoss:
             return functional_call(self.module, (params, buffers), (batch, kl_weight, alpha_weight, noise))
 
         terms = vmap(member, in_dims=(0, 0, 0, None, 0, 0))
-        self.terms: Callable[..., dict[str, Tensor]] = compiled(terms) if compile else terms
+        self.terms: Callable[..., dict[str, Tensor]] = tensor_kl_weight(compiled(terms)) if compile else terms
+
+
+def tensor_kl_weight(terms: Callable[..., dict[str, Tensor]]) -> Callable[..., dict[str, Tensor]]:
+    """``terms`` given the shared KL weight as a 0-dim tensor of the alpha weights' dtype and device:
+    inductor cannot lower a symbolic Python float multiplied inside ``vmap`` (a KL warm-up's weight
+    changes every step), and a tensor input neither recompiles nor changes the product."""
+
+    def call(params: dict[str, Tensor], buffers: dict[str, Tensor], batch: dict[str, Tensor], kl_weight: float,
+             alpha_weights: Tensor, noise: Tensor) -> dict[str, Tensor]:
+        weight = torch.tensor(kl_weight, dtype=alpha_weights.dtype, device=alpha_weights.device)
+        return terms(params, buffers, batch, weight, alpha_weights, noise)
+
+    return call
 
 
 def member_optimizer_state(optimizer: torch.optim.Optimizer, index: int) -> dict[str, Any]:
