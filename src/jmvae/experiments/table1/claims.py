@@ -83,8 +83,8 @@ class Value:
 
 
 def constant(value: float) -> Value:
-    """A threshold of the paper's wording (a coherence of 0.7, say): no spread."""
-    return Value(value, 0.0)
+    """A threshold of the paper's wording (a coherence of 0.7, say): it has no spread of its own."""
+    return Value(value)
 
 
 def best(values: list[Value]) -> Value:
@@ -168,8 +168,9 @@ def judged_claim(models: dict[str, Any], text: str, parts: list[Part], digits: i
     )
     holds = all(part.holds() for part in parts)
     deciding = parts if holds else [part for part in parts if not part.holds()]
-    open_parts = [] if (all if holds else any)(part.settled() for part in deciding) else [
-        part for part in deciding if not part.settled()]
+    settled = [part.settled() for part in deciding]
+    decided = all(settled) if holds else any(settled)
+    open_parts = [] if decided else [part for part, done in zip(deciding, settled) if not done]
     reasons = [judging_caveat(models, list(models) if rows is None else rows)]
     if open_parts:
         reasons.append("within the seed spread (" + "; ".join(part.unsettled() for part in open_parts) + ")")
