@@ -1,6 +1,7 @@
 """How long the converged Table 1 takes here: every row x 3 seeds x 500 epochs, trained in groups.
 
     python benchmarks/converged_table_time.py [--steps 40] [--warmup 5] [--threads 1] [--precision bf16] [--jobs 2]
+                                              [--device cpu|cuda]
 
 The converged table (issue 15) trains VAE, CVAE, CMMA, JMVAE-zero and JMVAE-kl (alpha 0.01, 0.1,
 1) with seeds 0, 1, 2 for 500 epochs of 600 steps on MNIST. ``jmvae reproduce --seeds`` trains the
@@ -50,17 +51,19 @@ def time_group(data, kind: str, alphas: tuple[float, ...], args: argparse.Namesp
     """Seconds per group step, and one member's run folder."""
     model_config, _ = presets.model_config("mnist", kind, data.modalities, alphas[0] if kind == "jmvae-kl" else None)
     train_config = presets.train_config("mnist", max_steps=args.warmup + args.steps, seed=0, threads=args.threads,
-                                        precision=args.precision)
+                                        precision=args.precision, device=args.device)
     members = [(alpha, seed) for alpha in alphas for seed in SEEDS]
     clock = Clock(args.warmup)
     result = train_group(model_config, train_config, data, out, members, progress=False, on_step=clock)
     return (clock.end - clock.start) / args.steps, out / result.members[0].name
 
 
-def eval_seconds_per_image(run_dir: Path, data, images: int) -> float:
-    model = load_run(run_dir).model
+def eval_seconds_per_image(run_dir: Path, data, images: int, device: str) -> float:
+    model = load_run(run_dir, device).model
     started = time.perf_counter()
     evaluate(model, data.test, EvalConfig(k=1000, n_prior=5000, limit=images))
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     return (time.perf_counter() - started) / images
 
 
@@ -80,6 +83,7 @@ def main() -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--eval-images", type=int, default=100)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = load_dataset("mnist")
@@ -87,11 +91,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, (kind, alphas) in GROUPS.items():
             per_step[name], member = time_group(data, kind, alphas, args, Path(tmp) / kind)
-            per_image[name] = eval_seconds_per_image(member, data, args.eval_images)
+            per_image[name] = eval_seconds_per_image(member, data, args.eval_images, args.device)
             members = len(alphas) * len(SEEDS)
             groups[name] = STEPS_PER_RUN * per_step[name] + members * TEST_IMAGES * per_image[name]
     print(json.dumps({
-        "hardware": hardware(), "threads": args.threads, "precision": args.precision, "steps_timed": args.steps,
+        "hardware": hardware(), "threads": args.threads, "device": args.device, "precision": args.precision, "steps_timed": args.steps,
         "seconds_per_group_step": {k: round(v, 5) for k, v in per_step.items()},
         "eval_seconds_per_test_image": {k: round(v, 4) for k, v in per_image.items()},
         "projected_hours_per_group": {k: round(v / 3600, 2) for k, v in groups.items()},
