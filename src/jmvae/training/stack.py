@@ -71,7 +71,7 @@ class StackedLoss:
 def tensor_kl_weight(terms: Callable[..., dict[str, Tensor]]) -> Callable[..., dict[str, Tensor]]:
     """``terms`` given the shared KL weight as a 0-dim tensor of the alpha weights' dtype and device:
     inductor cannot lower a symbolic Python float multiplied inside ``vmap`` (a KL warm-up's weight
-    changes every step), and a tensor input neither recompiles nor changes the product."""
+    changes every step); a tensor input of fixed shape does not recompile as its value changes."""
 
     def call(params: dict[str, Tensor], buffers: dict[str, Tensor], batch: dict[str, Tensor], kl_weight: float,
              alpha_weights: Tensor, noise: Tensor) -> dict[str, Tensor]:
