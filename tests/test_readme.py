@@ -164,3 +164,46 @@ def test_the_evaluation_profile_quotes_its_committed_measurement():
                 f"{100 * entry['products_share_of_wall_time']:.0f} % | {entry['products_gflops']:.1f} | "
                 f"{entry['mm_2500x512x512_gflops']:.1f} |")
         assert line in doc, line
+
+
+CONVERGED = ROOT / "results" / "mnist-converged" / "table1.json"
+CONVERGED_LABELS = {"vae": "VAE", "cvae": "CVAE", "cmma": "CMMA", "jmvae-zero": "JMVAE-zero",
+                    **{f"jmvae-kl(alpha={a})": f"JMVAE-kl(α={a})" for a in ("0.01", "0.1", "1")}}
+
+
+def converged_line(name: str, row: dict) -> str:
+    """The README's converged-table line for a stored row: each cell's mean over seeds (± their
+    standard deviation when there are several), the paper's Table 3 cell, accuracy and coherence."""
+    from jmvae.experiments.table1.references import PAPER_TABLE_3
+
+    ll = row["log_likelihood"]
+    spread = (row.get("seed_std") or {}).get("log_likelihood")
+
+    def cell(read) -> str:
+        value = read(ll)
+        if value is None:
+            return "—"
+        sd = read(spread) if spread else None
+        return f"{value:.2f}" + (f" ± {sd:.2f}" if sd is not None else "")
+
+    seeds = ", ".join(map(str, row.get("seeds") or [row["seed"]]))
+    cells = [cell(lambda c: c["image"]["multiple"]), cell(lambda c: c["image"]["single"]),
+             cell(lambda c: c["image|label"]["multiple"]), cell(lambda c: c["image|label"]["single"]),
+             cell(lambda c: c["joint"])]
+    paper = f"{PAPER_TABLE_3[name]:.2f}" if name in PAPER_TABLE_3 else "—"
+    accuracy = row["accuracy"].get("label|image")
+    coherence = (row.get("coherence") or {}).get("image|label")
+    return (f"| {CONVERGED_LABELS[name]} | {seeds} | {' | '.join(cells)} | {paper} | "
+            f"{'—' if accuracy is None else f'{accuracy:.4f}'} | {'—' if coherence is None else f'{coherence:.3f}'} |")
+
+
+def test_readme_converged_table_is_the_committed_measurement():
+    """Every row of results/mnist-converged/table1.json is in the README's converged table as
+    measured (rounded as shown), and the table has no other row."""
+    models = json.loads(CONVERGED.read_text())["models"]
+    section = README[README.index("## Table 1 at convergence"):README.index("## Table 1, reproduced")]
+    shown = re.findall(r"^\| (VAE|CVAE|CMMA|JMVAE-\S+) \|", section, flags=re.M)
+    assert sorted(shown) == sorted(CONVERGED_LABELS[name] for name in models)
+    for name, row in models.items():
+        assert row["protocol"]["steps"] == 300_000 and row["protocol"]["warmup"] == 100
+        assert converged_line(name, row) in section, converged_line(name, row)
