@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from jmvae.cli import main
+from jmvae.precision import bf16_is_emulated
 
 from helpers import jmvae
 
@@ -157,6 +159,8 @@ def test_bf16_training_is_recorded_and_resumed_in_bf16(tmp_path):
     done = jmvae("train", "--max-steps", "3", "--hidden-dim", "32", "--train-precision", "bf16", "--out", str(out), "--no-progress")
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "config.json").read_text())["train"]["precision"] == "bf16"
+    note = "jmvae train: note: bf16 on this CPU, which has neither amx_bf16 nor avx512_bf16"
+    assert (note in done.stderr) == bf16_is_emulated(torch.device("cpu")), done.stderr  # this machine's own flags
     done = jmvae("train", "--resume", "--max-steps", "5", "--out", str(out), "--no-progress")
     assert done.returncode == 0 and "step 5" in done.stderr, done.stderr
     assert json.loads((out / "config.json").read_text())["train"]["precision"] == "bf16"

@@ -207,3 +207,16 @@ def test_readme_converged_table_is_the_committed_measurement():
     for name, row in models.items():
         assert row["protocol"]["steps"] == 300_000 and row["protocol"]["warmup"] == 100
         assert converged_line(name, row) in section, converged_line(name, row)
+
+
+def test_the_emulated_bf16_section_quotes_its_measurement():
+    """docs/benchmarks.md's bf16-without-bfloat16-instructions table is its committed JSON, rounded as shown."""
+    doc = (ROOT / "docs" / "benchmarks.md").read_text()
+    path = ROOT / "benchmarks" / "results" / "2026-12-02-epyc-avx2-bf16-emulated.jsonl"
+    rows = {r["config"]["precision"]: r for r in map(json.loads, path.read_text().splitlines())}
+    assert all("(no bf16 instructions)" in r["hardware"] for r in rows.values())
+    for precision, r in rows.items():
+        line = f"| {precision} | {r['train_samples_per_s']:.0f} | {r['eval_samples_per_s']:.0f} |"
+        assert line in doc, line
+    train, evaluate = (rows["fp32"][k] / rows["bf16"][k] for k in ("train_samples_per_s", "eval_samples_per_s"))
+    assert f"Training is {train:.1f}x slower in bf16 and evaluation {evaluate:.1f}x" in doc

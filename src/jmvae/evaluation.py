@@ -42,7 +42,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +55,7 @@ from jmvae.data.checks import check_paired
 from jmvae.estimators import iw_log_likelihoods, log_marginal_by_prior, mean_and_sem
 from jmvae.masks import SUFFIX, is_mask_key
 from jmvae.models import MultimodalModel
+from jmvae.precision import autocast_for
 
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: a unit is active when Cov_x(E_q[z_u]) exceeds this
@@ -212,7 +212,7 @@ def evaluate(
     device = next(model.parameters()).device
     world = distributed.current()
     per_point: dict[str, dict[int, Tensor]] = {}
-    precision = torch.autocast(device.type, dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
+    precision = autocast_for(device, config.precision)
     starts = list(enumerate(range(0, n, config.batch_size)))[world.rank :: world.size]
     for index, start in tqdm(starts, disable=not (progress and world.is_main), unit="batch",
                              desc=f"evaluate {name}"):

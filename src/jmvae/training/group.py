@@ -57,6 +57,7 @@ from jmvae.training.signals import StopFlag
 from jmvae.training.stack import MemberOptimizer, Stack, StackedLoss
 from jmvae.training.state import Progress, RunFolder, process_rng_state
 from jmvae.training.step import ELBOStep
+from jmvae.precision import autocast_for
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ class GroupTraining:
                                batches, self.device, rng)
             self.members.append(Member(path.name, run, model, batches, optimizer, folder))
         self.loss = StackedLoss(self.members[0].model, config.compile)
-        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+        self.autocast = autocast_for(self.device, config.precision)
         self.steps_per_epoch = self.members[0].batches.steps_per_epoch
         self.record: dict[str, Any] = {}
         self.live: list[Member] = []

@@ -39,6 +39,7 @@ from jmvae.training.signals import StopFlag
 from jmvae.training.sinks import MetricsFile, Sink
 from jmvae.training.state import Progress, RunFolder
 from jmvae.training.step import ELBOStep, Step
+from jmvae.precision import autocast_for
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class Training:
         own: list[Sink] = [MetricsFile(run_path / "metrics.jsonl")] if run_path is not None else []
         self.sinks = [*own, *sinks] if self.world.is_main else []
         # bf16: autocast on every device (docs/benchmarks.md, "Does bf16 training give the same model?")
-        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+        self.autocast = autocast_for(self.device, config.precision)
         self.watch = DivergenceWatch(self.optimizer, self.device, deferred=not self.world.enabled)
 
     def run(self, resume: bool, overwrite: bool) -> TrainResult:

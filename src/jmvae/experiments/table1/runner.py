@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
@@ -105,6 +106,9 @@ class Worker:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, self.stop)
         torch.set_num_threads(threads)
+        from jmvae.cli.main import note_warning  # a spawned worker prints warnings as the parent does
+
+        warnings.showwarning = note_warning("reproduce")
         while True:
             try:
                 unit = conn.recv()
