@@ -1,6 +1,11 @@
-"""Errors the command line reports as one line (exit code 2) instead of a traceback."""
+"""Errors the command line reports as one line (exit code 2) instead of a traceback, and warnings
+it prints as one line."""
 
 from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
 
 
 class JMVAEError(ValueError):
@@ -22,3 +27,11 @@ class DataError(JMVAEError):
 
 class CheckpointError(JMVAEError):
     """A run folder or checkpoint is missing, corrupt or does not match."""
+
+
+def note_warning(command: str) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints a Python warning as one line, ``jmvae CMD: note: ...``."""
+    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
+        print(f"jmvae {command}: note: {' '.join(str(message).split())}", file=sys.stderr)
+
+    return show

@@ -7,11 +7,10 @@ import argparse
 import logging
 import sys
 import warnings
-from typing import Any
 
 import torch
 
-from jmvae.errors import JMVAEError
+from jmvae.errors import JMVAEError, note_warning
 
 from jmvae.cli.evaluate import command_evaluate
 from jmvae.cli.experiments import command_bench, command_reproduce
@@ -38,14 +37,6 @@ def choose_threads(args: argparse.Namespace) -> None:
         torch.set_num_threads(threads)
         if args.command == "bench" or jobs > 1:  # handed on to its worker processes
             args.threads = threads
-
-
-def note_warning(command: str):
-    """A ``warnings.showwarning`` that prints a Python warning as one line, ``jmvae CMD: note: ...``."""
-    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
-        print(f"jmvae {command}: note: {' '.join(str(message).split())}", file=sys.stderr)
-
-    return show
 
 
 def main(argv: list[str] | None = None) -> int:

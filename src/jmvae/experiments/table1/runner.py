@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from jmvae.cores import usable_cores
+from jmvae.errors import note_warning
 from jmvae.data import PairedData
 from jmvae.experiments.table1.groups import Group, Unit, plan, run_unit, unit_size, unit_tag
 from jmvae.experiments.table1.reproduction import Reproduction, ReproduceConfig, check_run_matches
@@ -106,9 +107,7 @@ class Worker:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, self.stop)
         torch.set_num_threads(threads)
-        from jmvae.cli.main import note_warning  # a spawned worker prints warnings as the parent does
-
-        warnings.showwarning = note_warning("reproduce")
+        warnings.showwarning = note_warning("reproduce")  # a spawned worker prints warnings as the parent does
         while True:
             try:
                 unit = conn.recv()
