@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from jmvae.experiments.table1.report import render_markdown
-from jmvae.experiments.table1.store import combine_seeds, seed_rows
+from jmvae.experiments.table1.rows import seed_rows
+from jmvae.experiments.table1.store import combine_seeds
 
 ROW = "jmvae-kl(alpha=0.1)"
 TINY = ("--models", ROW, "--epochs", "1", "--latent-dim", "4", "--hidden-dim", "16", "--k", "5", "--n-prior", "10",
@@ -57,6 +58,14 @@ def test_several_seeds_give_means_and_spreads_and_reuse_a_single_seed_run(tmp_pa
     assert row["coherence"]["n_seeds"] == 2
     units = [r["active_units"]["image+label"] for r in runs]
     assert row["active_units"]["image+label"] == pytest.approx(statistics.fmean(units))
+    # the table was assembled by two commands: each seed names its own, not the last one's
+    assert all(r["measured"]["command"].startswith("jmvae reproduce digits") for r in runs)
+    assert "--seed 0" in runs[0]["measured"]["command"] and "--seeds 0,1" in runs[1]["measured"]["command"]
+    lines = (out / "table1.md").read_text().splitlines()
+    assert "## Where each row was measured" in lines and lines[2].startswith("Rows measured by several commands")
+    for seed, r in enumerate(runs):
+        line = f"| {ROW} | {seed} | fp32 | {r['measured']['hardware']} | `{r['measured']['command']}` |"
+        assert line in lines, line
     assert row["seed_std"]["active_units"]["image+label"] == pytest.approx(statistics.stdev(units))
     table = (out / "table1.md").read_text()
     assert f"{row['log_likelihood']['joint']:.2f} ± {row['seed_std']['log_likelihood']['joint']:.2f}" in table
@@ -116,6 +125,27 @@ def test_one_seed_is_its_own_row():
     assert two["seeds"] == [1, 3] and seed_rows(two) == {1: two["per_seed"]["1"], 3: row}
     assert two["seed_std"]["log_likelihood"]["image"] == {"multiple": 0.0, "single": 0.0}
     assert two["seed_std"]["log_likelihood"]["image|label"]["single"] is None
+
+
+def test_a_table_of_one_command_names_it_alone_and_older_rows_say_not_recorded():
+    """The header names the command that wrote table1.md only when it measured every row; rows from
+    before rows kept their own record read "not recorded" beside a row that has one."""
+    row = {"model": ROW, "k": 5, "n_prior": 10, "n_test": 20, "epochs": 1, "steps": 15, "seed": 3,
+           "log_likelihood": {"image": {"multiple": -90.0, "single": -89.0}, "image|label": {"multiple": -88.0, "single": None},
+                              "joint": -91.0},
+           "accuracy": {"label|image": 0.9}, "coherence": None, "train_seconds": 1.0, "eval_seconds": 2.0,
+           "protocol": {"data": "digits", "seed": 3, "train_precision": "bf16"},
+           "measured": {"command": "jmvae reproduce a", "hardware": "cpu A", "day": "2026-12-07"}}
+    alone = render_markdown({"models": {ROW: row}, "claims": [], "command": "jmvae reproduce a", "hardware": "cpu A"})
+    assert "Command: `jmvae reproduce a`  \nHardware: cpu A\n" in alone and "Where each row was measured" not in alone
+    older = {key: value for key, value in row.items() if key != "measured"}
+    before = render_markdown({"models": {ROW: older}, "claims": [], "command": "c", "hardware": "h"})
+    assert "Command: `c`  \nHardware: h\n" in before and "Where each row was measured" not in before
+    mixed = render_markdown({"models": {ROW: row, "vae": {**older, "model": "vae"}}, "claims": [],
+                             "command": "jmvae reproduce b", "hardware": "cpu B"})
+    assert "the last to write this file: `jmvae reproduce b`" in mixed
+    assert f"| {ROW} | 3 | bf16 | cpu A | `jmvae reproduce a` |" in mixed
+    assert "| vae | 3 | bf16 | not recorded | not recorded |" in mixed
 
 
 def test_worker_processes_give_the_table_of_one_process(tmp_path):

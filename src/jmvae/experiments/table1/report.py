@@ -8,7 +8,8 @@ from typing import Any
 from jmvae.evaluation import ACTIVE_UNIT_THRESHOLD
 from jmvae.experiments.table1.claims import claim_verdict, coherence_value
 from jmvae.experiments.table1.references import reference_lines
-from jmvae.experiments.table1.rows import cells, coherence_stderr, first_value, run_folder_name, seed_spread
+from jmvae.experiments.table1.rows import (NOT_RECORDED, cells, coherence_stderr, first_value, provenance, run_folder_name,
+                                          seed_rows, seed_spread)
 
 
 def fmt(value: float | None, digits: int = 2, spread: float | None = None) -> str:
@@ -45,14 +46,45 @@ def table_line(models: dict[str, Any], name: str) -> str:
             f"{r['epochs']} | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
 
 
+def sources(models: dict[str, Any]) -> list[tuple[str, list[int], tuple[str, str, str]]]:
+    """(row, its seeds, their (command, hardware, training precision)) for each place a row's seeds
+    were measured: one entry per row measured in one place."""
+    found = []
+    for name, r in models.items():
+        by_source: dict[tuple[str, str, str], list[int]] = {}
+        for seed, row in sorted(seed_rows(r).items()):
+            by_source.setdefault(provenance(row), []).append(seed)
+        found += [(name, seeds, source) for source, seeds in by_source.items()]
+    return found
+
+
+def provenance_lines(table: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """table1.md's header lines (the command and hardware) and its section on where each row was
+    measured. A table whose rows were all measured by the command that wrote it (or that predates
+    the rows' own records) names that command alone; a table assembled by several commands (rows
+    added with ``--models``/``--seeds``, on other machines or precisions) names each row's own."""
+    found = sources(table["models"])
+    recorded = any(command != NOT_RECORDED for _, _, (command, _, _) in found)
+    if not recorded or all((command, hardware) == (table["command"], table["hardware"]) for _, _, (command, hardware, _) in found):
+        return [f"Command: `{table['command']}`  ", f"Hardware: {table['hardware']}"], []
+    header = [f"Rows measured by several commands (see \"Where each row was measured\"); the last to write this file: "
+              f"`{table['command']}`  ", f"Its hardware: {table['hardware']}"]
+    section = ["", "## Where each row was measured", "",
+               "| model | seeds | training precision | hardware | command |", "|---|---|---|---|---|"]
+    section += [f"| {name} | {', '.join(map(str, seeds))} | {train_precision} | {hardware} | "
+                f"{command if command == NOT_RECORDED else f'`{command}`'} |"
+                for name, seeds, (command, hardware, train_precision) in found]
+    return header, section
+
+
 def render_markdown(table: dict[str, Any]) -> str:
     models = table["models"]
     datasets = {r.get("protocol", {}).get("data") for r in models.values()} - {None}
+    header, where = provenance_lines(table)
     lines = [
         f"# Table 1: test log-likelihoods on {', '.join(sorted(datasets)) or 'no data yet'}",
         "",
-        f"Command: `{table['command']}`  ",
-        f"Hardware: {table['hardware']}",
+        *header,
         "",
         "| model | log p(x) multiple | log p(x) single | log p(x\\|w) multiple | log p(x\\|w) single | "
         "log p(x,w) | accuracy w\\|x | coherence x\\|w | active z | seeds | epochs | train s | eval s |",
@@ -77,6 +109,7 @@ def render_markdown(table: dict[str, Any]) -> str:
                       f"judged on {judged[0].get('judged_on', 'means of p(x|z); judge fitted on intensities, tested on binarised images')}, "
                       f"averaged over labels (chance: {judged[0]['chance']:.2g}); binomial standard errors "
                       f"{min(errors):.4f} to {max(errors):.4f}. See `jmvae.coherence`."]
+    lines += where
     lines += reference_lines(models, next(iter(datasets)) if len(datasets) == 1 else None)
     lines += ["", "## The paper's claims", ""]
     for claim in table["claims"]:

@@ -20,8 +20,9 @@ from jmvae.config import EvalConfig, ModelConfig, TrainConfig
 from jmvae.data import DataInfo, PairedData
 from jmvae.errors import CheckpointError
 from jmvae.evaluation import evaluate
-from jmvae.experiments.table1.rows import ROW_KINDS, ROW_NAMES, run_folder_name
-from jmvae.experiments.table1.store import read_evaluation, read_table, same_protocol, seed_rows, write_outputs
+from jmvae.experiments.hardware import hardware
+from jmvae.experiments.table1.rows import ROW_KINDS, ROW_NAMES, run_folder_name, seed_rows
+from jmvae.experiments.table1.store import read_evaluation, read_table, same_protocol, write_outputs
 from jmvae.plots import image_and_label, model_figures
 from jmvae.runs import load_run
 from jmvae.training import train
@@ -227,7 +228,8 @@ class Reproduction:
         measured = evaluate(model, self.data.test, config.evaluation, progress)
         coherence = coherence_cell(model, lambda: self.coherence_judge(log), config.evaluation.seed)
         row = {**measured.to_dict(), "coherence": coherence, "epochs": state["epoch"], "steps": state["step"],
-               "seed": run.train.seed, "train_seconds": round(state.get("seconds", 0.0), 1), "protocol": self.protocol(seed)}
+               "seed": run.train.seed, "train_seconds": round(state.get("seconds", 0.0), 1), "protocol": self.protocol(seed),
+               "measured": {"command": self.command, "hardware": hardware(), "day": time.strftime("%Y-%m-%d", time.gmtime())}}
         ckpt.write_json(run_dir / "evaluation.json", row)
         if config.figures and seed == config.training_seeds[0]:
             log(f"[{tag}] figures in {config.out / 'figures' / run_folder_name(name)}")

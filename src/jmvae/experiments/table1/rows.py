@@ -1,8 +1,8 @@
 """The rows of Table 1, their run folders, and what a stored row (a dict of table1.json) holds.
 
 A stored row is ``Evaluation.to_dict()`` plus what ``jmvae reproduce`` adds (``coherence``,
-``epochs``, ``steps``, ``seed``, ``train_seconds``, ``protocol``; over several seeds ``seeds``,
-``seed_std``, ``per_seed``). The readers here are the one place that knows those keys' shapes.
+``epochs``, ``steps``, ``seed``, ``train_seconds``, ``protocol``, ``measured``: the command, hardware
+and day that measured it; over several seeds ``seeds``, ``seed_std``, ``per_seed``). The readers here are the one place that knows those keys' shapes.
 """
 
 from __future__ import annotations
@@ -70,3 +70,24 @@ def coherence_stderr(entry: dict[str, Any]) -> float:
     value = next(v for k, v in entry.items() if "|" in k)
     n = entry["per_class"] * round(1 / entry["chance"]) * entry.get("n_seeds", 1)
     return (value * (1 - value) / n) ** 0.5
+
+
+def seed_rows(entry: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
+    """The per-seed rows a table entry holds: its ``per_seed`` rows, or the entry itself for one seed."""
+    if not entry:
+        return {}
+    if "per_seed" in entry:
+        return {int(seed): row for seed, row in entry["per_seed"].items()}
+    seed = entry.get("protocol", {}).get("seed", entry.get("seed"))
+    return {} if seed is None else {int(seed): entry}
+
+
+NOT_RECORDED = "not recorded"
+
+
+def provenance(row: dict[str, Any]) -> tuple[str, str, str]:
+    """(command, hardware, training precision) of one seed's row: where and how it was measured.
+    Rows stored before rows kept their own ``measured`` record say ``NOT_RECORDED``."""
+    measured = row.get("measured") or {}
+    return (measured.get("command", NOT_RECORDED), measured.get("hardware", NOT_RECORDED),
+            row.get("protocol", {}).get("train_precision", "fp32"))

@@ -31,7 +31,8 @@ from jmvae.experiments.table1.groups import Group, Unit, plan, run_unit, unit_si
 from jmvae.experiments.table1.reproduction import Reproduction, ReproduceConfig, check_run_matches
 from jmvae.experiments.table1.rows import ROW_KINDS
 from jmvae import checkpoint as ckpt
-from jmvae.experiments.table1.store import read_table, seed_rows, write_outputs
+from jmvae.experiments.table1.rows import seed_rows
+from jmvae.experiments.table1.store import read_table, write_outputs
 
 STOP_GRACE_SECONDS = 120.0  # how long stopping workers may take to checkpoint before they are killed
 

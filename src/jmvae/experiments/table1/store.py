@@ -19,7 +19,7 @@ from jmvae import checkpoint as ckpt
 from jmvae.experiments.hardware import hardware
 from jmvae.experiments.table1.claims import check_claims
 from jmvae.experiments.table1.report import render_markdown, render_report
-from jmvae.experiments.table1.rows import ROW_NAMES, judged_coherence
+from jmvae.experiments.table1.rows import ROW_NAMES, judged_coherence, seed_rows
 
 PROTOCOL_DEFAULTS = {"precision": "fp32", "train_precision": "fp32", "batch_size": 100, "lr": 1e-3, "clip": 5.0,
                      "warmup": 0.0, "warmup_all_kl": False, "latent_dim": 64, "hidden_dim": 512}
@@ -43,16 +43,6 @@ def read_evaluation(run_dir: Path) -> dict[str, Any] | None:
     """The row ``reproduce`` stored in a run folder after evaluating it (None if there is none)."""
     path = run_dir / "evaluation.json"
     return ckpt.read_json(path) if path.is_file() else None
-
-
-def seed_rows(entry: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
-    """The per-seed rows a table entry holds: its ``per_seed`` rows, or the entry itself for one seed."""
-    if not entry:
-        return {}
-    if "per_seed" in entry:
-        return {int(seed): row for seed, row in entry["per_seed"].items()}
-    seed = entry.get("protocol", {}).get("seed", entry.get("seed"))
-    return {} if seed is None else {int(seed): entry}
 
 
 def tree_statistic(trees: list[Any], statistic: Callable[[list[float]], float | None]) -> Any:
