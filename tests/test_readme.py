@@ -142,11 +142,16 @@ def test_the_group_sweep_section_quotes_its_committed_measurements():
         line = (f"| {label} | {ms['matrix products']:.1f} | {ms['adam']:.1f} | {ms['casts and copies']:.1f} | "
                 f"{ms['other']:.1f} | {ms['all']:.1f} | {profile['matrix_products_gflops'][key]:.0f} |")
         assert line in doc, line
-    projection = benchmark_json("2026-12-02-epyc-converged-table-time.jsonl")
-    hours = projection["projected_hours_per_group"]
-    assert f"| VAE x3 | {projection['seconds_per_group_step']['vae x3']:.4f} | " in doc
-    assert f"| {hours['vae x3']:.2f} |" in doc and f"| {hours['jmvae-kl x9']:.2f} |" in doc
-    assert f"In all {projection['projected_hours_one_worker']:.1f} hours" in doc
+    for name in ("2026-12-02-epyc-converged-table-time.jsonl", "2026-12-07-epyc-zen3-converged-table-time-fp32.jsonl"):
+        projection = benchmark_json(name)
+        assert f"(`{name}`)" in doc
+        step, per_image, hours = (projection[key] for key in ("seconds_per_group_step", "eval_seconds_per_test_image",
+                                                               "projected_hours_per_group"))
+        for group, label in (("jmvae-kl x9", "JMVAE-kl x9 (α 0.01, 0.1, 1 × 3 seeds)"), ("jmvae-zero x3", "JMVAE-zero x3"),
+                             ("cmma x3", "CMMA x3"), ("cvae x3", "CVAE x3"), ("vae x3", "VAE x3")):
+            line = f"| {label} | {step[group]:.4f} | {per_image[group]:.4f} | {hours[group]:.2f} |"
+            assert line in doc, line
+        assert f"In all {projection['projected_hours_one_worker']:.1f} hours" in doc
 
 
 def test_every_benchmark_script_is_listed_in_the_benchmarks_readme():
