@@ -178,7 +178,8 @@ CONVERGED_LABELS = {"vae": "VAE", "cvae": "CVAE", "cmma": "CMMA", "jmvae-zero": 
 
 def converged_line(name: str, row: dict) -> str:
     """The README's converged-table line for a stored row: each cell's mean over seeds (± their
-    standard deviation when there are several), the paper's Table 3 cell, accuracy and coherence."""
+    standard deviation when there are several), its training precision, the paper's Table 3 cell,
+    accuracy and coherence."""
     from jmvae.experiments.table1.references import PAPER_TABLE_3
 
     ll = row["log_likelihood"]
@@ -198,7 +199,7 @@ def converged_line(name: str, row: dict) -> str:
     paper = f"{PAPER_TABLE_3[name]:.2f}" if name in PAPER_TABLE_3 else "—"
     accuracy = row["accuracy"].get("label|image")
     coherence = (row.get("coherence") or {}).get("image|label")
-    return (f"| {CONVERGED_LABELS[name]} | {seeds} | {' | '.join(cells)} | {paper} | "
+    return (f"| {CONVERGED_LABELS[name]} | {seeds} | {row['protocol']['train_precision']} | {' | '.join(cells)} | {paper} | "
             f"{'—' if accuracy is None else f'{accuracy:.4f}'} | {'—' if coherence is None else f'{coherence:.3f}'} |")
 
 
