@@ -342,15 +342,21 @@ def test_the_reproduce_summary_says_1_claim_holds(tmp_path, monkeypatch, capsys)
     assert "1 model, 1 claim holds, 1 not established" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("jobs, threads", [(["--jobs", "2"], None), (["--jobs", "2", "--threads", "1"], 1)])
-def test_reproduce_workers_get_and_report_their_share_of_threads(tmp_path, monkeypatch, jobs, threads):
+@pytest.mark.parametrize("jobs, threads, omp", [(["--jobs", "2"], None, None), (["--jobs", "2", "--threads", "1"], 1, None),
+                                              (["--jobs", "2"], None, "3")])
+def test_reproduce_workers_get_and_report_their_share_of_threads(tmp_path, monkeypatch, jobs, threads, omp):
     """--jobs 2 without --threads: the free cores shared out, this process too, so table1.md's
-    hardware line says what each worker used."""
+    hardware line says what each worker used; with OMP_NUM_THREADS set, torch's count in every
+    process (so each row's own hardware record equals the table's)."""
     import jmvae.experiments.hardware
     import jmvae.experiments.table1.runner
 
     monkeypatch.setattr(cores, "busy_cores", lambda seconds=cores.SAMPLE_SECONDS: 0.0)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    if omp:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    else:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    parent = torch.get_num_threads()
     seen = {}
 
     def fake(data, config, command, **kwargs):
@@ -359,7 +365,7 @@ def test_reproduce_workers_get_and_report_their_share_of_threads(tmp_path, monke
 
     monkeypatch.setattr(jmvae.experiments.table1.runner, "reproduce", fake)
     assert main(["reproduce", "digits", "--out", str(tmp_path / "t"), *jobs]) == 0
-    want = threads or max(1, cores.usable_cores() // 2)
+    want = threads or (parent if omp else max(1, cores.usable_cores() // 2))
     assert seen["train"] == seen["torch"] == want
     assert f" {want} torch thread{'s' if want > 1 else ''}," in seen["hardware"]
 

@@ -145,6 +145,9 @@ def test_the_group_sweep_section_quotes_its_committed_measurements():
     for name in ("2026-12-02-epyc-converged-table-time.jsonl", "2026-12-07-epyc-zen3-converged-table-time-fp32.jsonl"):
         projection = benchmark_json(name)
         assert f"(`{name}`)" in doc
+        if "zen3" in name:  # the float32 projection of the CPU without bf16 instructions
+            assert projection["precision"] == "fp32" and "(no bf16 instructions)" in projection["hardware"]
+        assert f"{projection['projected_hours_2_workers']:.1f} on two workers" in doc
         step, per_image, hours = (projection[key] for key in ("seconds_per_group_step", "eval_seconds_per_test_image",
                                                                "projected_hours_per_group"))
         for group, label in (("jmvae-kl x9", "JMVAE-kl x9 (α 0.01, 0.1, 1 × 3 seeds)"), ("jmvae-zero x3", "JMVAE-zero x3"),

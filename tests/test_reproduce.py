@@ -128,8 +128,9 @@ def test_one_seed_is_its_own_row():
 
 
 def test_a_table_of_one_command_names_it_alone_and_older_rows_say_not_recorded():
-    """The header names the command that wrote table1.md only when it measured every row; rows from
-    before rows kept their own record read "not recorded" beside a row that has one."""
+    """The header names the command that measured every row (and the one that last wrote the file
+    where that measured none), and the training precision; rows from before rows kept their own
+    record read "not recorded" beside a row that has one."""
     row = {"model": ROW, "k": 5, "n_prior": 10, "n_test": 20, "epochs": 1, "steps": 15, "seed": 3,
            "log_likelihood": {"image": {"multiple": -90.0, "single": -89.0}, "image|label": {"multiple": -88.0, "single": None},
                               "joint": -91.0},
@@ -137,15 +138,21 @@ def test_a_table_of_one_command_names_it_alone_and_older_rows_say_not_recorded()
            "protocol": {"data": "digits", "seed": 3, "train_precision": "bf16"},
            "measured": {"command": "jmvae reproduce a", "hardware": "cpu A", "day": "2026-12-07"}}
     alone = render_markdown({"models": {ROW: row}, "claims": [], "command": "jmvae reproduce a", "hardware": "cpu A"})
-    assert "Command: `jmvae reproduce a`  \nHardware: cpu A\n" in alone and "Where each row was measured" not in alone
+    assert "Command: `jmvae reproduce a`  \nHardware: cpu A  \nTraining precision: bf16\n" in alone
+    assert "Where each row was measured" not in alone and "written last" not in alone
+    reread = render_markdown({"models": {ROW: row}, "claims": [], "command": "jmvae reproduce b", "hardware": "cpu B"})
+    assert "Command: `jmvae reproduce a`  \nHardware: cpu A  \nTraining precision: bf16  \n" in reread
+    assert "written last by `jmvae reproduce b`, which measured none of its rows" in reread
     older = {key: value for key, value in row.items() if key != "measured"}
-    before = render_markdown({"models": {ROW: older}, "claims": [], "command": "c", "hardware": "h"})
-    assert "Command: `c`  \nHardware: h\n" in before and "Where each row was measured" not in before
-    mixed = render_markdown({"models": {ROW: row, "vae": {**older, "model": "vae"}}, "claims": [],
-                             "command": "jmvae reproduce b", "hardware": "cpu B"})
+    fp32 = {**older, "model": "vae", "protocol": {"data": "digits", "seed": 3}}
+    before = render_markdown({"models": {ROW: older, "vae": fp32}, "claims": [], "command": "c", "hardware": "h"})
+    assert f"Command: `c`  \nHardware: h  \nTraining precision: per row, {ROW} bf16, vae fp32\n" in before
+    assert "Where each row was measured" not in before
+    mixed = render_markdown({"models": {ROW: {**row, "measured": {"command": "jmvae reproduce 'a|b'", "hardware": "cpu A"}},
+                                        "vae": fp32}, "claims": [], "command": "jmvae reproduce b", "hardware": "cpu B"})
     assert "the last to write this file: `jmvae reproduce b`" in mixed
-    assert f"| {ROW} | 3 | bf16 | cpu A | `jmvae reproduce a` |" in mixed
-    assert "| vae | 3 | bf16 | not recorded | not recorded |" in mixed
+    assert f"| {ROW} | 3 | bf16 | cpu A | `jmvae reproduce 'a\\|b'` |" in mixed
+    assert "| vae | 3 | fp32 | not recorded | not recorded |" in mixed
 
 
 def test_worker_processes_give_the_table_of_one_process(tmp_path):
@@ -155,6 +162,7 @@ def test_worker_processes_give_the_table_of_one_process(tmp_path):
     done = reproduce(two, *flags, "--jobs", "2")
     assert done.returncode == 0, done.stderr
     assert "in 2 worker processes, 1 thread each" in done.stderr and done.stderr.count("] done") == 2
+    assert "Where each row was measured" not in (two / "table1.md").read_text()  # one command measured every row
     rows = [json.loads((out / "table1.json").read_text())["models"][ROW] for out in (one, two)]
     for seed in ("0", "1"):  # bit for bit: each seed trains on one thread either way
         a, b = (row["per_seed"][seed] for row in rows)

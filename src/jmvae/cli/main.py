@@ -28,15 +28,16 @@ def choose_threads(args: argparse.Namespace) -> None:
     """Set torch's threads before the command does any work: ``--threads``, else one per core
     that other processes leave free (``jmvae.cores``; torch's own default collapses beside a busy
     process). ``reproduce --jobs N`` shares the free cores out among its N workers, and this
-    process takes a worker's share too, so the table's hardware line states what each used."""
+    process takes a worker's share too, so the table's hardware line states what each used. With
+    ``OMP_NUM_THREADS`` set (and no ``--threads``), every process, workers too, keeps torch's count."""
     from jmvae.cores import default_threads
 
     jobs = getattr(args, "jobs", 1)
     threads = getattr(args, "threads", None) or default_threads(jobs)
     if threads:
         torch.set_num_threads(threads)
-        if args.command == "bench" or jobs > 1:  # handed on to its worker processes
-            args.threads = threads
+    if args.command == "bench" or jobs > 1:  # handed on to its worker processes
+        args.threads = threads or torch.get_num_threads()
 
 
 def main(argv: list[str] | None = None) -> int:

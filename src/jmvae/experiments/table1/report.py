@@ -59,20 +59,35 @@ def sources(models: dict[str, Any]) -> list[tuple[str, list[int], tuple[str, str
 
 
 def provenance_lines(table: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """table1.md's header lines (the command and hardware) and its section on where each row was
-    measured. A table whose rows were all measured by the command that wrote it (or that predates
-    the rows' own records) names that command alone; a table assembled by several commands (rows
-    added with ``--models``/``--seeds``, on other machines or precisions) names each row's own."""
+    """table1.md's header lines (command, hardware, training precision) and its section on where
+    each row was measured. A table whose rows were all measured by one command names it (and the
+    command that last wrote the file, where that one measured none of them); a table that predates
+    the rows' own records names the command that last wrote it; a table assembled by several
+    commands (rows added with ``--models``/``--seeds``, on other machines or precisions) names each
+    row's own in the section."""
     found = sources(table["models"])
-    recorded = any(command != NOT_RECORDED for _, _, (command, _, _) in found)
-    if not recorded or all((command, hardware) == (table["command"], table["hardware"]) for _, _, (command, hardware, _) in found):
-        return [f"Command: `{table['command']}`  ", f"Hardware: {table['hardware']}"], []
+    places = {(command, hardware) for _, _, (command, hardware, _) in found}
+    precisions = {name: precision for name, _, (_, _, precision) in found}
+    shown = (set(precisions.values()).pop() if len(set(precisions.values())) == 1
+             else "per row, " + ", ".join(f"{name} {precision}" for name, precision in precisions.items()))
+    precision_line = [f"Training precision: {shown}"] if precisions else []
+    writer = (table["command"], table["hardware"])
+    if all(command == NOT_RECORDED for command, _ in places) or places == {writer}:
+        return [f"Command: `{writer[0]}`  ", f"Hardware: {writer[1]}  ", *precision_line], []
+    if len(places) == 1 and NOT_RECORDED not in next(iter(places)):
+        (command, hardware), = places
+        return [f"Command: `{command}`  ", f"Hardware: {hardware}  ", *[line + "  " for line in precision_line],
+                f"(This file was written last by `{writer[0]}`, which measured none of its rows.)"], []
     header = [f"Rows measured by several commands (see \"Where each row was measured\"); the last to write this file: "
-              f"`{table['command']}`  ", f"Its hardware: {table['hardware']}"]
+              f"`{writer[0]}`  ", f"Its hardware: {writer[1]}"]
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
     section = ["", "## Where each row was measured", "",
                "| model | seeds | training precision | hardware | command |", "|---|---|---|---|---|"]
-    section += [f"| {name} | {', '.join(map(str, seeds))} | {train_precision} | {hardware} | "
-                f"{command if command == NOT_RECORDED else f'`{command}`'} |"
+    section += [f"| {name} | {', '.join(map(str, seeds))} | {train_precision} | {cell(hardware)} | "
+                f"{command if command == NOT_RECORDED else f'`{cell(command)}`'} |"
                 for name, seeds, (command, hardware, train_precision) in found]
     return header, section
 

@@ -2,7 +2,7 @@
 
 A stored row is ``Evaluation.to_dict()`` plus what ``jmvae reproduce`` adds (``coherence``,
 ``epochs``, ``steps``, ``seed``, ``train_seconds``, ``protocol``, ``measured``: the command, hardware
-and day that measured it; over several seeds ``seeds``, ``seed_std``, ``per_seed``). The readers here are the one place that knows those keys' shapes.
+(the machine that evaluated it) and, where recorded, day that measured it; over several seeds ``seeds``, ``seed_std``, ``per_seed``). The readers here are the one place that knows those keys' shapes.
 """
 
 from __future__ import annotations

@@ -24,14 +24,13 @@ from typing import Any
 
 import torch
 
+from jmvae import checkpoint as ckpt
 from jmvae.cores import usable_cores
-from jmvae.errors import note_warning
 from jmvae.data import PairedData
+from jmvae.errors import note_warning
 from jmvae.experiments.table1.groups import Group, Unit, plan, run_unit, unit_size, unit_tag
 from jmvae.experiments.table1.reproduction import Reproduction, ReproduceConfig, check_run_matches
-from jmvae.experiments.table1.rows import ROW_KINDS
-from jmvae import checkpoint as ckpt
-from jmvae.experiments.table1.rows import seed_rows
+from jmvae.experiments.table1.rows import ROW_KINDS, seed_rows
 from jmvae.experiments.table1.store import read_table, write_outputs
 
 STOP_GRACE_SECONDS = 120.0  # how long stopping workers may take to checkpoint before they are killed
