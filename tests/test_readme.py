@@ -155,6 +155,15 @@ def test_the_group_sweep_section_quotes_its_committed_measurements():
             line = f"| {label} | {step[group]:.4f} | {per_image[group]:.4f} | {hours[group]:.2f} |"
             assert line in doc, line
         assert f"In all {projection['projected_hours_one_worker']:.1f} hours" in doc
+    one_thread = benchmark_json("2026-12-07-epyc-zen3-converged-table-time-fp32.jsonl")
+    two_threads = benchmark_json("2026-12-07-epyc-zen3-converged-table-time-fp32-2-threads.jsonl")
+    assert two_threads["threads"] == 2 and two_threads["precision"] == "fp32"
+    step, single = (p["seconds_per_group_step"]["jmvae-kl x9"] for p in (two_threads, one_thread))
+    assert f"{step:.4f} s, {single / step:.2f}x faster than one thread" in doc
+    assert f"({one_thread['projected_hours_2_workers']:.1f} hours against {two_threads['projected_hours_one_worker']:.1f})" in doc
+    cvae = json.loads(CONVERGED.read_text())["models"]["cvae"]["per_seed"]
+    assert (f"{cvae['0']['train_seconds']:,.0f} and\n{cvae['1']['train_seconds']:,.0f} s of training" in doc
+            and f"{cvae['0']['eval_seconds']:.0f} and {cvae['1']['eval_seconds']:.0f} s of\nevaluation" in doc)
 
 
 def test_every_benchmark_script_is_listed_in_the_benchmarks_readme():

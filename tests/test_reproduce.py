@@ -155,6 +155,21 @@ def test_a_table_of_one_command_names_it_alone_and_older_rows_say_not_recorded()
     assert "| vae | 3 | fp32 | not recorded | not recorded |" in mixed
 
 
+def test_coherence_judged_by_commands_whose_judges_differ_gives_their_range():
+    def row(name: str, accuracy: float) -> dict:
+        return {"model": name, "k": 5, "n_prior": 10, "n_test": 20, "epochs": 1, "steps": 15, "seed": 0,
+                "log_likelihood": {"image": {"multiple": None, "single": None},
+                                   "image|label": {"multiple": -88.0, "single": None}, "joint": None},
+                "accuracy": {}, "train_seconds": 1.0, "eval_seconds": 2.0, "protocol": {"data": "digits", "seed": 0},
+                "coherence": {"image|label": 0.9, "per_class": 10, "chance": 0.1, "judge_test_accuracy": accuracy}}
+
+    one = render_markdown({"models": {"cvae": row("cvae", 0.97)}, "claims": [], "command": "c", "hardware": "h"})
+    assert "(an MLP fitted on the real training images; 0.9700 accurate" in one
+    two = render_markdown({"models": {"cvae": row("cvae", 0.97), "cmma": row("cmma", 0.9741)}, "claims": [],
+                           "command": "c", "hardware": "h"})
+    assert "0.9700 to 0.9741 accurate on the real test images: each command fits its own" in two
+
+
 def test_worker_processes_give_the_table_of_one_process(tmp_path):
     flags = ("--seeds", "0,1", "--threads", "1", "--no-group")  # each seed a unit of its own
     one, two = tmp_path / "one", tmp_path / "two"

@@ -118,9 +118,13 @@ def render_markdown(table: dict[str, Any]) -> str:
         judged = [r["coherence"] for r in models.values() if r.get("coherence")]
         if judged:
             errors = [coherence_stderr(entry) for entry in judged]
+            accuracies = sorted({round(entry["judge_test_accuracy"], 4) for entry in judged})
+            accuracy = (f"{accuracies[0]:.4f} accurate on the real test images" if len(accuracies) == 1 else
+                        f"{accuracies[0]:.4f} to {accuracies[-1]:.4f} accurate on the real test images: each command "
+                        "fits its own with the same seed, and machines differ in the last digits")
             lines += ["", f"Coherence x|w: the share of {judged[0]['per_class']} images generated from each label alone that "
                       "an independent classifier (an MLP fitted on the real training images; "
-                      f"{judged[0]['judge_test_accuracy']:.4f} accurate on the real test images) assigns to that label, "
+                      f"{accuracy}) assigns to that label, "
                       f"judged on {judged[0].get('judged_on', 'means of p(x|z); judge fitted on intensities, tested on binarised images')}, "
                       f"averaged over labels (chance: {judged[0]['chance']:.2g}); binomial standard errors "
                       f"{min(errors):.4f} to {max(errors):.4f}. See `jmvae.coherence`."]
