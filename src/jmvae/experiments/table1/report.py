@@ -68,7 +68,8 @@ def provenance_lines(table: dict[str, Any]) -> tuple[list[str], list[str]]:
     found = sources(table["models"])
     places = {(command, hardware) for _, _, (command, hardware, _) in found}
     precisions = {name: precision for name, _, (_, _, precision) in found}
-    shown = (set(precisions.values()).pop() if len(set(precisions.values())) == 1
+    distinct = set(precisions.values())
+    shown = (distinct.pop() if len(distinct) == 1
              else "per row, " + ", ".join(f"{name} {precision}" for name, precision in precisions.items()))
     precision_line = [f"Training precision: {shown}"] if precisions else []
     writer = (table["command"], table["hardware"])

@@ -1,8 +1,10 @@
 """The rows of Table 1, their run folders, and what a stored row (a dict of table1.json) holds.
 
 A stored row is ``Evaluation.to_dict()`` plus what ``jmvae reproduce`` adds (``coherence``,
-``epochs``, ``steps``, ``seed``, ``train_seconds``, ``protocol``, ``measured``: the command, hardware
-(the machine that evaluated it) and, where recorded, day that measured it; over several seeds ``seeds``, ``seed_std``, ``per_seed``). The readers here are the one place that knows those keys' shapes.
+``epochs``, ``steps``, ``seed``, ``train_seconds``, ``protocol``, ``measured``: the command,
+hardware (the machine that evaluated it) and, where recorded, day that measured it; over several
+seeds ``seeds``, ``seed_std``, ``per_seed``). The readers here are the one place that knows those
+keys' shapes.
 """
 
 from __future__ import annotations
