@@ -8,6 +8,7 @@
     .venv/bin/python benchmarks/ablations.py profile     # where a float32 step's time goes (torch.profiler, 50 steps)
     .venv/bin/python benchmarks/ablations.py flops       # GFLOP of a training step, MFLOP of an importance sample
     .venv/bin/python benchmarks/ablations.py compile     # eager loss vs torch.compile'd loss, float32 and bf16
+    .venv/bin/python benchmarks/ablations.py compile-fp32  # the same in float32 alone (a CPU without bf16 instructions), 3 rounds
     .venv/bin/python benchmarks/ablations.py bf16        # training step: float32, bf16 autocast, oneDNN bf16 products; bound: float32 vs autocast
     .venv/bin/python benchmarks/ablations.py chunk       # estimator rows per chunk: 20,000 ... 1,000
     .venv/bin/python benchmarks/ablations.py bernoulli   # binary cross-entropy vs log sigmoid((2x-1) l)
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import resource
+import statistics
 import sys
 import time
 from collections.abc import Iterator
@@ -34,6 +36,7 @@ import torch.nn.functional as F
 from jmvae import ModelConfig, build_model
 from jmvae.data import binarize, image_label_modalities
 from jmvae.estimators import iw_log_likelihoods
+from jmvae.experiments.hardware import hardware
 from jmvae.training.optim import clip_gradients
 
 
@@ -281,6 +284,10 @@ def main() -> None:
         print({"fp32 eager": train_rate(clip_in_adam=True), "fp32 torch.compile": train_rate(clip_in_adam=True, compiled=True),
                "bf16 eager": train_rate(clip_in_adam=True, bf16=True),
                "bf16 torch.compile": train_rate(clip_in_adam=True, bf16=True, compiled=True)})
+    elif what == "compile-fp32":  # rounds interleave the two, so drift (a neighbour's load) hits both alike
+        rounds = [(train_rate(clip_in_adam=True), train_rate(clip_in_adam=True, compiled=True)) for _ in range(3)]
+        print({"hardware": hardware(), "fp32 eager": [round(e) for e, _ in rounds], "fp32 torch.compile": [round(c) for _, c in rounds],
+               "compiled / eager (median)": round(statistics.median(c / e for e, c in rounds), 3)})
     elif what == "bf16":
         print({"train fp32": train_rate(clip_in_adam=True), "train bf16 autocast": train_rate(clip_in_adam=True, bf16=True),
                "train bf16 matmuls (oneDNN)": train_rate(clip_in_adam=True, bf16_matmuls=True),
