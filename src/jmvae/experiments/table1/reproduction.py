@@ -9,6 +9,7 @@ table, and found there again by ``Reproduction.stored`` instead of being measure
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,20 +33,28 @@ COHERENCE_PER_CLASS = 1000  # images generated per class for the coherence colum
 
 class ProgressLines:
     """Progress for a training without a bar (a worker process's): every ``every`` seconds a line
-    with the step, the steps per second since it started and the time left at that rate."""
+    with the step, the steps per second over the last ``window`` seconds (since the start until
+    then) and the time left at that rate, so that the estimate follows a change of load on the
+    machine (another job starting or ending beside this one) within ``window``."""
 
-    def __init__(self, tag: str, start: int, total: int, log: Callable[[str], None], every: float = 60.0) -> None:
-        self.tag, self.start, self.total, self.log, self.every = tag, start, total, log, every
-        self.started = self.last = time.monotonic()
+    def __init__(self, tag: str, start: int, total: int, log: Callable[[str], None], every: float = 60.0,
+                 window: float = 600.0) -> None:
+        self.tag, self.start, self.total, self.log, self.every, self.window = tag, start, total, log, every, window
+        self.last = time.monotonic()
+        self.samples: deque[tuple[float, int]] = deque([(self.last, start)])  # (time, step) at each line
 
     def __call__(self, step: int) -> None:
         now = time.monotonic()
         if now - self.last < self.every or step <= self.start:
             return
         self.last = now
-        rate = (step - self.start) / (now - self.started)
-        left = (self.total - step) / rate
-        self.log(f"[{self.tag}] step {step}/{self.total}, {rate:.1f} steps/s, about {left / 60:.0f} min left")
+        while len(self.samples) > 1 and self.samples[1][0] <= now - self.window:  # the latest sample at or before the window
+            self.samples.popleft()
+        since, then = self.samples[0]
+        self.samples.append((now, step))
+        rate = (step - then) / (now - since)
+        left = f"about {(self.total - step) / rate / 60:.0f} min left" if rate > 0 else "no step lately"
+        self.log(f"[{self.tag}] step {step}/{self.total}, {rate:.1f} steps/s, {left}")
 
 
 class RunMismatch(CheckpointError):
