@@ -263,6 +263,7 @@ def test_the_rate_follows_the_last_minutes_when_the_load_changes(monkeypatch):
         progress(step)
     assert lines[-1] == "[cvae] step 48000/100000, 0.0 steps/s, no step lately"
 
+
 def test_an_mnist_table_shows_each_joint_cell_beside_the_published_one():
     """A user's MNIST table shows the paper's Table 3 cell and the reproductions beside its own
     (and how far apart); other data sets get no such section."""

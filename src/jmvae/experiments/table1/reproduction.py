@@ -40,14 +40,12 @@ class ProgressLines:
     def __init__(self, tag: str, start: int, total: int, log: Callable[[str], None], every: float = 60.0,
                  window: float = 600.0) -> None:
         self.tag, self.start, self.total, self.log, self.every, self.window = tag, start, total, log, every, window
-        self.last = time.monotonic()
-        self.samples: deque[tuple[float, int]] = deque([(self.last, start)])  # (time, step) at each line
+        self.samples: deque[tuple[float, int]] = deque([(time.monotonic(), start)])  # (time, step) at each line
 
     def __call__(self, step: int) -> None:
         now = time.monotonic()
-        if now - self.last < self.every or step <= self.start:
+        if now - self.samples[-1][0] < self.every or step <= self.start:
             return
-        self.last = now
         while len(self.samples) > 1 and self.samples[1][0] <= now - self.window:  # the latest sample at or before the window
             self.samples.popleft()
         since, then = self.samples[0]
