@@ -224,46 +224,6 @@ def test_ctrl_c_stops_every_worker_with_a_checkpoint_and_the_command_resumes(tmp
     assert json.loads((out / "table1.json").read_text())["models"][ROW]["seeds"] == [0, 1, 2]
 
 
-def test_workers_report_steps_per_second_and_the_time_left(monkeypatch):
-    """A worker process trains without a bar: a line every minute instead."""
-    from jmvae.experiments.table1 import reproduction
-
-    clock = iter([0.0, 30.0, 60.0, 90.0, 125.0])
-    monkeypatch.setattr(reproduction.time, "monotonic", lambda: next(clock))
-    lines: list[str] = []
-    progress = reproduction.ProgressLines("vae", 100, 1100, lines.append, every=60.0)
-    progress(150)  # 30 s in: too soon
-    progress(300)  # 60 s in: 200 steps in 60 s, 800 to go
-    progress(350)  # 90 s: 30 s since the last line
-    progress(600)  # 125 s: 500 steps in 125 s = 4 steps/s, 500 to go
-    assert lines == ["[vae] step 300/1100, 3.3 steps/s, about 4 min left",
-                     "[vae] step 600/1100, 4.0 steps/s, about 2 min left"]
-
-
-def test_the_rate_follows_the_last_minutes_when_the_load_changes(monkeypatch):
-    """A job beside the worker halves its speed for 20 minutes, then ends: the rate and the time
-    left are those of the last ``window`` seconds, not of the whole run; a stalled run says so."""
-    from jmvae.experiments.table1 import reproduction
-
-    now = [0.0]
-    monkeypatch.setattr(reproduction.time, "monotonic", lambda: now[0])
-    lines: list[str] = []
-    progress = reproduction.ProgressLines("cvae", 0, 100_000, lines.append, every=60.0, window=600.0)
-    step = 0
-    for minute in range(1, 31):  # 20 steps/s for 20 minutes, then 40
-        now[0] = 60.0 * minute
-        step += 60 * (20 if minute <= 20 else 40)
-        progress(step)
-    assert len(lines) == 30
-    assert lines[9] == "[cvae] step 12000/100000, 20.0 steps/s, about 73 min left"  # 10 min in: since the start
-    assert lines[24] == "[cvae] step 36000/100000, 30.0 steps/s, about 36 min left"  # half of the window at 40
-    assert lines[29] == "[cvae] step 48000/100000, 40.0 steps/s, about 22 min left"  # since the start: 26.7 steps/s
-    for minute in range(31, 42):  # stalled for 11 minutes
-        now[0] = 60.0 * minute
-        progress(step)
-    assert lines[-1] == "[cvae] step 48000/100000, 0.0 steps/s, no step lately"
-
-
 def test_an_mnist_table_shows_each_joint_cell_beside_the_published_one():
     """A user's MNIST table shows the paper's Table 3 cell and the reproductions beside its own
     (and how far apart); other data sets get no such section."""

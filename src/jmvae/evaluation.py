@@ -47,7 +47,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from jmvae import distributed
 from jmvae.config import EvalConfig
@@ -56,6 +55,7 @@ from jmvae.estimators import iw_log_likelihoods, log_marginal_by_prior, mean_and
 from jmvae.masks import SUFFIX, is_mask_key
 from jmvae.models import MultimodalModel
 from jmvae.precision import autocast_for
+from jmvae.progress import progress_bar
 
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: a unit is active when Cov_x(E_q[z_u]) exceeds this
@@ -214,8 +214,7 @@ def evaluate(
     per_point: dict[str, dict[int, Tensor]] = {}
     precision = autocast_for(device, config.precision)
     starts = list(enumerate(range(0, n, config.batch_size)))[world.rank :: world.size]
-    for index, start in tqdm(starts, disable=not (progress and world.is_main), unit="batch",
-                             desc=f"evaluate {name}"):
+    for index, start in progress_bar(starts, enabled=progress and world.is_main, unit="batch", desc=f"evaluate {name}"):
         rows = slice(start, min(n, start + config.batch_size))
         batch = {k: v[rows].to(device) for k, v in test.items() if k in names}
         seen = {k.removesuffix(SUFFIX): v[rows].to(device) for k, v in test.items() if is_mask_key(k)}

@@ -152,7 +152,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
     p.add_argument("--data-dir", help="data folder holding mnist/, fashion_mnist/ and celeba/ (or celeba_partial/) (default: $JMVAE_DATA)")
     p.add_argument("--threads", type=positive_int, help=THREADS_HELP)
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-progress", action="store_true", help="show no progress (a bar on a terminal, a line a minute in a file or pipe)")
     add_debug(p)
 
 

@@ -38,7 +38,7 @@ from jmvae.data import PairedData, load_dataset
 from jmvae.data.semisupervised import keep_labels
 from jmvae.evaluation import evaluate
 from jmvae.experiments.hardware import hardware
-from jmvae.experiments.table1.reproduction import ProgressLines
+from jmvae.progress import ProgressLines
 from jmvae.runs import load_run
 from jmvae.training import train
 

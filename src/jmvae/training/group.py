@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from jmvae import checkpoint as ckpt
 from jmvae.config import ModelConfig, TrainConfig
@@ -51,6 +50,7 @@ from jmvae.objectives import kl_weight
 from jmvae.training.batches import Batches
 from jmvae.training.loop import check_run_folder, resolve_device
 from jmvae.training.sinks import MetricsFile
+from jmvae.progress import progress_bar
 from jmvae.masks import modalities_and_masks
 from jmvae.training.optim import DivergenceError, divergence_error
 from jmvae.training.signals import StopFlag
@@ -202,8 +202,7 @@ class GroupTraining:
         total_steps = self.config.epochs * self.steps_per_epoch
         if self.config.max_steps is not None:
             total_steps = min(total_steps, self.config.max_steps)
-        self.bar = tqdm(total=total_steps, initial=progress.step, disable=not show_progress, unit="step",
-                        dynamic_ncols=True)
+        self.bar = progress_bar(total=total_steps, initial=progress.step, enabled=show_progress)
         interrupted = False
         with StopFlag() as stop, self.loss.base.labels_checked():  # check_paired checked every label
             while progress.step < total_steps and not interrupted and self.live:

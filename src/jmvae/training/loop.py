@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from jmvae import checkpoint as ckpt
 from jmvae import distributed
@@ -40,6 +39,7 @@ from jmvae.training.sinks import MetricsFile, Sink
 from jmvae.training.state import Progress, RunFolder
 from jmvae.training.step import ELBOStep, Step
 from jmvae.precision import autocast_for
+from jmvae.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -157,8 +157,7 @@ class Training:
         total_steps = self.config.epochs * steps_per_epoch
         if self.config.max_steps is not None:
             total_steps = min(total_steps, self.config.max_steps)
-        self.bar = tqdm(total=total_steps, initial=progress.step, disable=not (self.show_progress and self.world.is_main),
-                        unit="step", dynamic_ncols=True)
+        self.bar = progress_bar(total=total_steps, initial=progress.step, enabled=self.show_progress and self.world.is_main)
         interrupted = False
         self.model.train()
         try:

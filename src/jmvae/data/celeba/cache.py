@@ -119,7 +119,7 @@ def build_cache(path: Path, key: str, paths: list[Path], crop: str | list[int], 
     """Decode every image into ``path`` (a .npy of uint8 (N, 3, size, size)), written through
     temporary files renamed into place; the metadata, written last, marks it complete. One
     process uses ``detector`` for crop='detect'; worker processes make their own."""
-    from tqdm.auto import tqdm
+    from jmvae.progress import progress_bar
 
     n = len(paths)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +137,7 @@ def build_cache(path: Path, key: str, paths: list[Path], crop: str | list[int], 
             raise DataError(f"{tmp}: cannot create the CelebA image cache ({n * 3 * size * size:,} bytes): {exc}") from None
         chunk = 256
         starts = range(0, n, chunk)
-        bar = tqdm(total=n, disable=not progress or n < 5000, unit="image", desc="CelebA cache")
+        bar = progress_bar(total=n, enabled=progress and n >= 5000, unit="image", desc="CelebA cache")
         jobs = ([str(p) for p in paths[s : s + chunk]] for s in starts)
         if workers > 1:
             import multiprocessing

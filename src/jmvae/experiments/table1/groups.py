@@ -22,8 +22,9 @@ from typing import Any
 
 from jmvae import checkpoint as ckpt
 from jmvae.data import DataInfo
-from jmvae.experiments.table1.reproduction import ProgressLines, Reproduction
+from jmvae.experiments.table1.reproduction import Reproduction
 from jmvae.experiments.table1.rows import ROW_KINDS
+from jmvae.progress import ProgressLines, draws_bar
 from jmvae.training import DivergenceError
 from jmvae.training.group import GROUP_RECORD, train_group
 
@@ -143,9 +144,10 @@ def run_group(work: Reproduction, group: Group, progress: bool, log: Callable[[s
         record.unlink()  # a stale record of these members, whose run folders hold no checkpoint of it
     at = work.trained_step(*group.pairs[0])
     log(f"[{group.tag}] training to step {work.steps_needed} (at {at}), the group's record in {out}")
-    lines = None if progress else ProgressLines(group.tag, at, work.steps_needed, log)  # workers: no bar
+    bar = progress and draws_bar()  # workers, and a log file or pipe: tagged lines instead
+    lines = None if bar else ProgressLines(group.tag, at, work.steps_needed, log)
     result = train_group(work.model_config(group.pairs[0][0]), config.train, work.data, out,
-                         [(ROW_KINDS[name][1], seed) for name, seed in group.pairs], resume=True, progress=progress,
+                         [(ROW_KINDS[name][1], seed) for name, seed in group.pairs], resume=True, progress=bar,
                          data_info=DataInfo(work.data.name), on_step=lines, folders=folders)
     if result.interrupted:
         raise KeyboardInterrupt

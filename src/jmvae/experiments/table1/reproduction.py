@@ -9,7 +9,6 @@ table, and found there again by ``Reproduction.stored`` instead of being measure
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,34 +24,11 @@ from jmvae.experiments.hardware import hardware
 from jmvae.experiments.table1.rows import ROW_KINDS, ROW_NAMES, run_folder_name, seed_rows
 from jmvae.experiments.table1.store import read_evaluation, read_table, same_protocol, write_outputs
 from jmvae.plots import image_and_label, model_figures
+from jmvae.progress import ProgressLines, draws_bar
 from jmvae.runs import load_run
 from jmvae.training import train
 
 COHERENCE_PER_CLASS = 1000  # images generated per class for the coherence column
-
-
-class ProgressLines:
-    """Progress for a training without a bar (a worker process's): every ``every`` seconds a line
-    with the step, the steps per second over the last ``window`` seconds (since the start until
-    then) and the time left at that rate, so that the estimate follows a change of load on the
-    machine (another job starting or ending beside this one) within ``window``."""
-
-    def __init__(self, tag: str, start: int, total: int, log: Callable[[str], None], every: float = 60.0,
-                 window: float = 600.0) -> None:
-        self.tag, self.start, self.total, self.log, self.every, self.window = tag, start, total, log, every, window
-        self.samples: deque[tuple[float, int]] = deque([(time.monotonic(), start)])  # (time, step) at each line
-
-    def __call__(self, step: int) -> None:
-        now = time.monotonic()
-        if now - self.samples[-1][0] < self.every or step <= self.start:
-            return
-        while len(self.samples) > 1 and self.samples[1][0] <= now - self.window:  # the latest sample at or before the window
-            self.samples.popleft()
-        since, then = self.samples[0]
-        self.samples.append((now, step))
-        rate = (step - then) / (now - since)
-        left = f"about {(self.total - step) / rate / 60:.0f} min left" if rate > 0 else "no step lately"
-        self.log(f"[{self.tag}] step {step}/{self.total}, {rate:.1f} steps/s, {left}")
 
 
 class RunMismatch(CheckpointError):
@@ -217,8 +193,9 @@ class Reproduction:
         done_step = self.trained_step(name, seed)
         if done_step < self.steps_needed:
             log(f"[{tag}] training to step {self.steps_needed} (at {done_step}) in {run_dir}")
-            lines = None if progress else ProgressLines(tag, done_step, self.steps_needed, log)  # workers: no bar
-            result = train(self.model_config(name), train_config, self.data, run_dir, resume=True, progress=progress,
+            bar = progress and draws_bar()  # workers, and a log file or pipe: tagged lines instead
+            lines = None if bar else ProgressLines(tag, done_step, self.steps_needed, log)
+            result = train(self.model_config(name), train_config, self.data, run_dir, resume=True, progress=bar,
                            data_info=DataInfo(self.data.name), on_step=lines)
             if result.interrupted:
                 raise KeyboardInterrupt
