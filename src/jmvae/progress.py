@@ -55,9 +55,9 @@ class LineBar:
     (``update``, ``set_postfix``, ``close``, iteration), printing ``ProgressLines`` to ``stream``."""
 
     def __init__(self, iterable: Iterable[Any] | None, total: int, initial: int, desc: str | None, unit: str,
-                 stream: TextIO, every: float = 60.0) -> None:
+                 stream: TextIO) -> None:
         self.iterable, self.n, self.stream = iterable, initial, stream
-        self.lines = ProgressLines(desc or "", initial, total, self.write, every=every, unit=unit)
+        self.lines = ProgressLines(desc or "", initial, total, self.write, unit=unit)
 
     def write(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
@@ -99,7 +99,8 @@ def progress_bar(iterable: Iterable[Any] | None = None, *, total: int | None = N
                  enabled: bool = True, desc: str | None = None, unit: str = "step",
                  stream: TextIO | None = None) -> Any:
     """tqdm's bar on ``stream`` (standard error) where it is a terminal, a ``LineBar`` where it is
-    not (a Jupyter notebook keeps tqdm's widget), nothing (a disabled bar) where ``enabled`` is False. ``total`` defaults to ``len(iterable)``."""
+    not (a Jupyter notebook keeps tqdm's widget), nothing (a disabled bar) where ``enabled`` is
+    False. ``total`` defaults to ``len(iterable)``."""
     stream = sys.stderr if stream is None else stream
     if total is None and iterable is not None:
         total = len(iterable)  # type: ignore[arg-type]

@@ -47,10 +47,10 @@ from jmvae.distributed import World
 from jmvae.errors import CheckpointError, JMVAEError
 from jmvae.models import MultimodalModel, build_model
 from jmvae.objectives import kl_weight
+from jmvae.progress import progress_bar
 from jmvae.training.batches import Batches
 from jmvae.training.loop import check_run_folder, resolve_device
 from jmvae.training.sinks import MetricsFile
-from jmvae.progress import progress_bar
 from jmvae.masks import modalities_and_masks
 from jmvae.training.optim import DivergenceError, divergence_error
 from jmvae.training.signals import StopFlag
