@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from types import SimpleNamespace
 
 from tqdm.auto import tqdm
@@ -95,6 +97,43 @@ def test_a_loop_over_batches_counts_them_and_yields_every_one(monkeypatch):
     now[0] += 130.0
     bar.update(7)  # 7 batches in 130 s
     assert slow.getvalue() == "batch 7/100, 0.054 batches/s, about 29 min left\n"
+
+
+WRITER = """
+import sys
+from jmvae.progress import write_line
+print("ready", flush=True)
+sys.stdin.readline()  # both writers start together, imports done
+for i in range(LINES):
+    write_line(f"[{sys.argv[1]}] line {i} " + "x" * 60)
+"""
+LINES = 20_000
+
+
+def test_processes_sharing_a_log_never_split_each_others_lines(tmp_path):
+    """``jmvae reproduce --jobs 2``'s workers and their parent write to one log file (the shell's
+    redirection, one open file for all three). Each line is one write, so no line of one process
+    ends inside another's. With ``print`` (the text, then the newline: two writes) most lines of two
+    such writers came out split."""
+    log = tmp_path / "log"
+    code = WRITER.replace("LINES", str(LINES))
+    with log.open("w") as shared:
+        writers = [subprocess.Popen([sys.executable, "-c", code, tag], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=shared, text=True) for tag in ("a", "b")]
+        for writer in writers:
+            assert writer.stdout.readline() == "ready\n"
+        for writer in writers:
+            writer.stdin.write("go\n")
+            writer.stdin.flush()
+        assert [writer.wait(timeout=120) for writer in writers] == [0, 0]
+        for writer in writers:
+            writer.stdin.close()
+            writer.stdout.close()
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2 * LINES
+    for tag in ("a", "b"):
+        assert [line for line in lines if line.startswith(f"[{tag}]")] == [f"[{tag}] line {i} " + "x" * 60
+                                                                           for i in range(LINES)]
 
 
 def test_a_terminal_gets_tqdm_and_a_disabled_bar_writes_nothing():

@@ -185,6 +185,19 @@ def test_worker_processes_give_the_table_of_one_process(tmp_path):
     assert rows[0]["seed_std"] == rows[1]["seed_std"]
 
 
+def test_a_single_seed_command_resumes_that_seeds_run_of_a_several_seed_command(tmp_path):
+    """``--seeds 1,2`` trains in RUNS/<row>-seed1 and -seed2; ``--seed 1`` afterwards (one seed left
+    to finish, on more threads) continues RUNS/<row>-seed1 instead of starting again elsewhere."""
+    out = tmp_path / "table"
+    assert reproduce(out, "--seeds", "1,2", "--max-steps", "3").returncode == 0
+    one = reproduce(out, "--seed", "1", "--max-steps", "6")
+    assert one.returncode == 0, one.stderr
+    assert f"training to step 6 (at 3) in {out / 'runs' / 'jmvae-kl-alpha0.1-seed1'}" in one.stderr
+    assert not (out / "runs" / "jmvae-kl-alpha0.1").exists()
+    row = json.loads((out / "table1.json").read_text())["models"][ROW]
+    assert row["seed"] == 1 and row["steps"] == 6  # measured anew at 6 steps (another protocol: seed 2's 3 steps go)
+
+
 def test_a_failing_worker_stops_the_run_with_one_line(tmp_path):
     out = tmp_path / "table"
     assert reproduce(out, "--seeds", "0,1", "--max-steps", "3").returncode == 0

@@ -6,7 +6,7 @@ megabytes long that nobody can read, and 500 epochs of training write it 300,000
 ``progress_bar`` gives tqdm's bar where the output is a terminal and a ``LineBar`` elsewhere:
 every minute one ordinary line with the count, the rate over the last ten minutes and the time
 left at that rate (``ProgressLines``). Worker processes, which share their parent's output, print
-``ProgressLines`` always (``jmvae.experiments.table1``).
+``ProgressLines`` always (``jmvae.experiments.table1``), each line with ``write_line``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,18 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
 from tqdm.auto import tqdm
+
+
+def write_line(line: str, stream: TextIO | None = None) -> None:
+    """``line`` and its newline to ``stream`` (standard error) in one write, flushed.
+
+    ``print`` writes the text and the newline separately, and standard error passes each write
+    straight to the file: two processes that share a log (``jmvae reproduce --jobs 2``'s workers and
+    their parent) then interleave, one's line ending in the middle of the other's. One ``write`` of
+    a line is one system call, which Linux never interleaves with another's on the same file."""
+    stream = sys.stderr if stream is None else stream
+    stream.write(line + "\n")
+    stream.flush()
 
 
 class ProgressLines:
@@ -60,7 +72,7 @@ class LineBar:
         self.lines = ProgressLines(desc or "", initial, total, self.write, unit=unit)
 
     def write(self, line: str) -> None:
-        print(line, file=self.stream, flush=True)
+        write_line(line, self.stream)
 
     def update(self, n: int = 1) -> None:
         self.n += n

@@ -37,6 +37,7 @@ def reproduce_table(args: argparse.Namespace, out: Path) -> int:
     from jmvae.experiments.table1.reproduction import ReproduceConfig
     from jmvae.experiments.table1.rows import ROWS, row_name
     from jmvae.experiments.table1.runner import reproduce
+    from jmvae.progress import write_line
 
     check_writable(out)
     rows = tuple(row_name(k, a) for k, a in ROWS)
@@ -68,11 +69,10 @@ def reproduce_table(args: argparse.Namespace, out: Path) -> int:
         rows=rows,
     )
     command = "jmvae " + " ".join(shlex.quote(a) for a in args.argv)
-    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     table_file = out / "table1.json"
     stamp = lambda: table_file.stat().st_mtime_ns if table_file.exists() else None  # noqa: E731
     before = stamp()
-    table = reproduce(data, config, command, progress=not args.no_progress, log=log)
+    table = reproduce(data, config, command, progress=not args.no_progress, log=write_line)
     written = "wrote" if stamp() != before else "unchanged:"
     verdicts = [c.get("verdict") for c in table["claims"]]
     held, unsure = verdicts.count("holds"), sum(1 for v in verdicts if v and v.startswith("not established"))

@@ -55,14 +55,19 @@ class ReproduceConfig:
 
     def run_dir(self, name: str, seed: int) -> Path:
         """RUNS/<row> for a single seed (the layout before several seeds existed); RUNS/<row>-seed<s>
-        for several, except a seed that an earlier single-seed command trained in RUNS/<row>."""
+        for several. Either command finds a seed's run where the other kind put it: a several-seed
+        command the seed that an earlier single-seed command trained in RUNS/<row>, a single-seed
+        command (say, resuming one seed of an interrupted several-seed run) RUNS/<row>-seed<s>."""
         single = self.runs / run_folder_name(name)
-        if len(self.training_seeds) == 1:
-            return single
         own = self.runs / f"{run_folder_name(name)}-seed{seed}"
-        if not own.exists() and (single / "config.json").is_file() and ckpt.load_run_config(single).train.seed == seed:
-            return single
-        return own
+        if len(self.training_seeds) == 1:
+            return own if (own / "config.json").is_file() and not holds_seed(single, seed) else single
+        return single if not own.exists() and holds_seed(single, seed) else own
+
+
+def holds_seed(run_dir: Path, seed: int) -> bool:
+    """Whether ``run_dir`` holds a run trained with ``seed``."""
+    return (run_dir / "config.json").is_file() and ckpt.load_run_config(run_dir).train.seed == seed
 
 
 def holds_model_of(run_dir: Path, row: dict[str, Any], precision: str) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from jmvae.experiments.table1.groups import Group, Unit, plan, run_unit, unit_si
 from jmvae.experiments.table1.reproduction import Reproduction, ReproduceConfig, check_run_matches
 from jmvae.experiments.table1.rows import ROW_KINDS, seed_rows
 from jmvae.experiments.table1.store import read_table, write_outputs
+from jmvae.progress import write_line
 
 STOP_GRACE_SECONDS = 120.0  # how long stopping workers may take to checkpoint before they are killed
 
@@ -84,10 +84,6 @@ def reproduce(
     return write_outputs(config.out, command)
 
 
-def log_to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 @dataclass
 class Worker:
     """A worker process's state: the reproduction it runs units of (pairs, groups), and whether it is running one."""
@@ -117,7 +113,7 @@ class Worker:
                 return
             self.busy = True
             try:
-                run_unit(self.work, unit, False, log_to_stderr)
+                run_unit(self.work, unit, False, write_line)
                 reply: tuple[str, Any] = ("done", unit)
             except BaseException as exc:  # raised in the parent
                 reply = ("failed", exc)
